@@ -1,0 +1,122 @@
+"""ArchNest Containers: the platform core and its public API for plugins.
+
+Plugins import only from here (``from archnest import hookimpl, HostSource, ...``).
+"""
+
+from __future__ import annotations
+
+from .app import create_app
+from .auth import (
+    current_user,
+    public,
+    read_body_limited,
+    require_json,
+    required_role,
+    same_origin,
+    websocket,
+)
+from .containers import (
+    ACTIONS,
+    REF_PATTERN,
+    ContainerDetail,
+    ContainerSummary,
+    EnvVar,
+    LogLine,
+    Mount,
+    Network,
+    Port,
+    Stats,
+    detail_from_inspect,
+    iso_utc,
+    normalise_state,
+    ports_from_inspect,
+    stats_from_engine,
+    validate_action,
+    validate_ref,
+)
+from .db import Database, utcnow
+from .errors import (
+    ApiError,
+    BadRequest,
+    Conflict,
+    FeatureDisabled,
+    Forbidden,
+    HostError,
+    HostTimeout,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+)
+from .hosts import add_container_routes, make_exec_handler, with_timeout
+from .keys import DB_KEY, PM_KEY, SECRETS_KEY, SETTINGS_KEY, SOURCES_KEY
+from .plugin_types import Assets, MigrationLineage, NavItem, Panel
+from .plugins import hookimpl
+from .secrets import MASK, SecretBox, is_secret_name, mask_env
+from .settings import Settings
+from .sources import Capabilities, ExecSession, HostInfo, HostSource, LogOptions, NotSupported
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ACTIONS",
+    "DB_KEY",
+    "MASK",
+    "PM_KEY",
+    "REF_PATTERN",
+    "SECRETS_KEY",
+    "SETTINGS_KEY",
+    "SOURCES_KEY",
+    "ApiError",
+    "Assets",
+    "BadRequest",
+    "Capabilities",
+    "Conflict",
+    "ContainerDetail",
+    "ContainerSummary",
+    "Database",
+    "EnvVar",
+    "ExecSession",
+    "FeatureDisabled",
+    "Forbidden",
+    "HostError",
+    "HostInfo",
+    "HostSource",
+    "HostTimeout",
+    "LogLine",
+    "LogOptions",
+    "MigrationLineage",
+    "Mount",
+    "NavItem",
+    "Network",
+    "NotFound",
+    "NotSupported",
+    "Panel",
+    "PayloadTooLarge",
+    "Port",
+    "SecretBox",
+    "Settings",
+    "Stats",
+    "Unauthorized",
+    "add_container_routes",
+    "create_app",
+    "current_user",
+    "detail_from_inspect",
+    "hookimpl",
+    "is_secret_name",
+    "iso_utc",
+    "make_exec_handler",
+    "mask_env",
+    "normalise_state",
+    "ports_from_inspect",
+    "public",
+    "read_body_limited",
+    "require_json",
+    "required_role",
+    "same_origin",
+    "stats_from_engine",
+    "utcnow",
+    "validate_action",
+    "validate_ref",
+    "websocket",
+    "with_timeout",
+]

@@ -1,0 +1,121 @@
+"""The application factory: one ``setup_*`` per concern, resources in cleanup contexts."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import sys
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from . import migrate
+from .auth import LoginThrottle, count_users, create_user, make_auth_middleware
+from .db import Database
+from .errors import error_middleware
+from .keys import DB_KEY, PM_KEY, SECRETS_KEY, SETTINGS_KEY, SOURCES_KEY, THROTTLE_KEY
+from .plugins import build_plugin_manager, flatten
+from .secrets import SecretBox
+from .settings import Settings
+from .sources import HostSource
+from .web import setup_templates
+
+log = logging.getLogger("archnest.app")
+
+
+def create_app(
+    settings: Settings | None = None, extra_plugins: list[object] | None = None
+) -> web.Application:
+    """Build the app; nothing touches the network or the database until it starts."""
+    settings = settings or Settings.from_env()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    app = web.Application(
+        middlewares=[error_middleware, make_auth_middleware(lambda r: r.app[DB_KEY])],
+        client_max_size=max(settings.agent_max_report_bytes, 1024**2) + 1024,
+    )
+    app[SETTINGS_KEY] = settings
+    app[SECRETS_KEY] = SecretBox(settings.ensure_secret_key())
+    app[THROTTLE_KEY] = LoginThrottle()
+    pm = build_plugin_manager(settings.plugins, extra=extra_plugins)
+    app[PM_KEY] = pm
+    app[SOURCES_KEY] = {}
+    app.cleanup_ctx.append(database_ctx)
+    app.cleanup_ctx.append(bootstrap_admin_ctx)
+    # Plugin resources start after the database and stop before it.
+    for ctx in flatten(pm.hook.archnest_cleanup_ctx(app=app)):
+        app.cleanup_ctx.append(ctx)
+    app.cleanup_ctx.append(sources_ctx)
+    setup_templates(app)
+    pm.hook.archnest_routes(app=app)
+    return app
+
+
+async def database_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS_KEY]
+    db = Database(settings.database_url)
+    app[DB_KEY] = db
+    if settings.auto_migrate:
+        await migrate.upgrade(db.engine, app[PM_KEY])
+    yield
+    await db.dispose()
+
+
+async def bootstrap_admin_ctx(app: web.Application) -> AsyncIterator[None]:
+    """First run with no users: create ``admin`` (password from env, or printed once)."""
+    settings, db = app[SETTINGS_KEY], app[DB_KEY]
+    if settings.auto_migrate and await count_users(db) == 0:
+        password = settings.admin_password
+        generated = password is None
+        password = password or secrets.token_urlsafe(12)
+        await create_user(db, "admin", password, role="admin")
+        if generated:
+            # Printed, never logged: logs get shipped to places passwords should not go.
+            print(
+                f"\n  First run: created user 'admin' with one-time password: {password}\n"
+                "  Sign in and keep it safe; it is not shown again.\n",
+                file=sys.stderr,
+                flush=True,
+            )
+    yield
+
+
+async def sources_ctx(app: web.Application) -> AsyncIterator[None]:
+    sources: dict[str, HostSource] = app[SOURCES_KEY]
+    # Called per implementation so each source remembers which plugin provides it.
+    for impl in reversed(app[PM_KEY].hook.archnest_host_sources.get_hookimpls()):
+        kwargs = {"app": app} if "app" in impl.argnames else {}
+        provided = flatten([impl.function(**kwargs)])
+        for source in provided:
+            source.plugin_name = impl.plugin_name
+            _add_source(sources, source)
+    yield_sources = list(sources.values())
+    started: list[HostSource] = []
+    try:
+        for source in yield_sources:
+            await source.start()
+            started.append(source)
+        yield
+    finally:
+        for source in reversed(started):
+            try:
+                await source.close()
+            except Exception:
+                log.exception("closing source %s failed", source.name)
+
+
+def _add_source(sources: dict[str, HostSource], source: HostSource) -> None:
+    if source.name in sources:
+        raise RuntimeError(f"two plugins provide the host source {source.name!r}")
+    sources[source.name] = source
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """Structured (key=value) log lines on stderr."""
+    logging.basicConfig(
+        level=level,
+        format="ts=%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)r",
+        stream=sys.stderr,
+    )
+
+
+__all__ = ["configure_logging", "create_app"]

@@ -1,0 +1,310 @@
+"""Unified host and container routes over every ``HostSource``.
+
+``add_container_routes`` is also what each source plugin uses for its own prefix
+(``/api/docker/hosts/{id}/...``), so list/detail/logs/actions/exec behave identically
+everywhere and live in one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import WSMsgType, web
+
+from .auth import websocket
+from .containers import validate_action, validate_ref
+from .errors import ApiError, BadRequest, HostTimeout, NotFound
+from .keys import SETTINGS_KEY, SOURCES_KEY
+from .sources import HostInfo, HostSource, LogOptions
+
+log = logging.getLogger("archnest.hosts")
+
+SourceResolver = Callable[[web.Request], tuple[HostSource, str]]
+
+
+def _sources(app: web.Application) -> dict[str, HostSource]:
+    return app[SOURCES_KEY]
+
+
+def resolve_host_id(app: web.Application, host_id: str) -> tuple[HostSource, str]:
+    source_name, sep, key = host_id.partition(":")
+    source = _sources(app).get(source_name)
+    if not sep or not key or source is None:
+        raise NotFound(f"unknown host {host_id!r}", code="unknown_host")
+    return source, key
+
+
+async def with_timeout(app: web.Application, coro: Awaitable, what: str):  # type: ignore[no-untyped-def]
+    """Run a host call under the per-host timeout; a timeout becomes a 504."""
+    timeout = app[SETTINGS_KEY].host_timeout
+    try:
+        return await asyncio.wait_for(coro, timeout)
+    except TimeoutError as exc:
+        raise HostTimeout(f"{what}: no answer within {timeout:g}s") from exc
+
+
+async def _probe(app: web.Application, source: HostSource, host: HostInfo) -> HostInfo:
+    if host.status in ("error", "stale"):
+        return host
+    key = host.id.partition(":")[2]
+    try:
+        await with_timeout(app, source.probe(key), host.name)
+    except ApiError as exc:
+        host.status, host.error = "error", exc.message
+    except Exception as exc:  # a plugin bug must stay that host's problem
+        log.warning("probe of %s failed: %r", host.id, exc)
+        host.status, host.error = "error", f"{type(exc).__name__}: {exc}"
+    else:
+        if host.status == "unknown":
+            host.status = "ok"
+    return host
+
+
+async def list_all_hosts(app: web.Application, probe: bool = True) -> list[HostInfo]:
+    """Every host of every source, probed concurrently; failures stay per host."""
+    sources = _sources(app)
+
+    async def hosts_of(source: HostSource) -> list[HostInfo]:
+        try:
+            hosts = await with_timeout(app, source.list_hosts(), f"source {source.name}")
+        except Exception as exc:
+            log.warning("source %s could not list hosts: %r", source.name, exc)
+            return []
+        if not probe:
+            return hosts
+        return list(await asyncio.gather(*(_probe(app, source, h) for h in hosts)))
+
+    groups = await asyncio.gather(*(hosts_of(s) for s in sources.values()))
+    return [h for group in groups for h in group]
+
+
+def _flag(request: web.Request, name: str) -> bool:
+    return request.query.get(name, "0").lower() in ("1", "true", "yes", "on")
+
+
+def _int_query(
+    request: web.Request, name: str, default: int | None, lo: int, hi: int
+) -> int | None:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise BadRequest(f"{name} must be an integer") from exc
+    if not lo <= value <= hi:
+        raise BadRequest(f"{name} must be between {lo} and {hi}")
+    return value
+
+
+def log_options(request: web.Request) -> LogOptions:
+    return LogOptions(
+        tail=_int_query(request, "tail", 200, 0, 100_000),
+        timestamps=_flag(request, "timestamps"),
+        since=_int_query(request, "since", None, 0, 2**40),
+    )
+
+
+def add_container_routes(
+    app: web.Application, prefix: str, resolve: SourceResolver, *, exec_path: str | None = None
+) -> None:
+    """Register list/detail/logs/action routes under ``prefix`` (which ends in a host
+    placeholder, e.g. ``/api/docker/hosts/{id}``) and, if given, the exec WebSocket."""
+
+    async def list_containers(request: web.Request) -> web.Response:
+        source, key = resolve(request)
+        items = await with_timeout(
+            request.app, source.list_containers(key, all=_flag(request, "all")), "list"
+        )
+        return web.json_response([c.model_dump(mode="json") for c in items])
+
+    async def get_container(request: web.Request) -> web.Response:
+        ref = validate_ref(request.match_info["ref"])
+        source, key = resolve(request)
+        detail = await with_timeout(request.app, source.get_container(key, ref), "inspect")
+        return web.json_response(detail.model_dump(mode="json"))
+
+    async def container_logs(request: web.Request) -> web.StreamResponse:
+        ref = validate_ref(request.match_info["ref"])
+        source, key = resolve(request)
+        opts = log_options(request)
+        if _flag(request, "follow"):
+            return await _stream_logs(request, source, key, ref, opts)
+        lines = await with_timeout(request.app, source.logs(key, ref, opts), "logs")
+        if request.query.get("format") == "text":
+            text = "".join(
+                (f"{ln.ts} " if ln.ts else "") + ln.text + ("" if ln.text.endswith("\n") else "\n")
+                for ln in lines
+            )
+            return web.Response(
+                text=text,
+                content_type="text/plain",
+                headers={"Content-Disposition": f'attachment; filename="{ref}.log"'},
+            )
+        return web.json_response({"lines": [ln.model_dump(mode="json") for ln in lines]})
+
+    async def container_action(request: web.Request) -> web.Response:
+        ref = validate_ref(request.match_info["ref"])
+        action = validate_action(request.match_info["action"])
+        source, key = resolve(request)
+        await with_timeout(
+            request.app,
+            source.action(key, ref, action, force=_flag(request, "force")),
+            action,
+        )
+        return web.json_response({"ok": True, "action": action, "container": ref})
+
+    app.router.add_get(prefix + "/containers", list_containers)
+    app.router.add_get(prefix + "/containers/{ref}", get_container)
+    app.router.add_get(prefix + "/containers/{ref}/logs", container_logs)
+    app.router.add_post(prefix + "/containers/{ref}/{action}", container_action)
+
+
+async def _stream_logs(
+    request: web.Request, source: HostSource, key: str, ref: str, opts: LogOptions
+) -> web.StreamResponse:
+    # Open the stream before sending headers so a bad ref/host is a proper JSON error.
+    iterator = source.follow_logs(key, ref, opts).__aiter__()
+    first = await with_timeout(request.app, _first(iterator), "logs")
+    resp = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",  # nginx: do not buffer the stream
+        }
+    )
+    await resp.prepare(request)
+    pending: asyncio.Future | None = None
+    try:
+        await resp.write(b": connected\n\n")
+        if first is not None:
+            await resp.write(_sse(first.model_dump(mode="json")))
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(iterator.__anext__())
+            done, _ = await asyncio.wait({pending}, timeout=15)
+            if not done:
+                # A comment line: keeps proxies from timing out and notices a gone client.
+                await resp.write(b": ping\n\n")
+                continue
+            try:
+                line = pending.result()
+            except StopAsyncIteration:
+                pending = None
+                break
+            pending = None
+            if line is not None:
+                await resp.write(_sse(line.model_dump(mode="json")))
+        await resp.write(b"event: end\ndata: {}\n\n")
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass
+    except ApiError as exc:
+        await resp.write(_sse({"error": {"code": exc.code, "message": exc.message}}, "error"))
+    finally:
+        if pending is not None:
+            pending.cancel()
+            await asyncio.gather(pending, return_exceptions=True)
+        aclose = getattr(iterator, "aclose", None)
+        if aclose:
+            await aclose()
+    return resp
+
+
+async def _first(iterator):  # type: ignore[no-untyped-def]
+    # Sources yield None once the stream is open (after their own checks), so a missing
+    # container is a proper 404 while a quiet one does not hit the host timeout.
+    try:
+        return await iterator.__anext__()
+    except StopAsyncIteration:
+        return None
+
+
+def _sse(data: dict, event: str | None = None) -> bytes:
+    head = f"event: {event}\n" if event else ""
+    return f"{head}data: {json.dumps(data)}\n\n".encode()
+
+
+def make_exec_handler(
+    resolve: SourceResolver,
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """A WebSocket handler bridging a source's ExecSession.
+
+    Protocol: binary or text frames from the browser are stdin; a text frame
+    ``{"type":"resize","cols":N,"rows":M}`` resizes; output is sent as binary frames.
+    """
+
+    @websocket
+    async def exec_ws(request: web.Request) -> web.StreamResponse:
+        ref = validate_ref(request.query.get("container", ""))
+        source, key = resolve(request)
+        cmd_name = request.query.get("cmd", "sh")
+        # The command is a fixed choice, never free text from the request.
+        shells = {"sh": ["/bin/sh"], "bash": ["/bin/bash"], "ash": ["/bin/ash"]}
+        if cmd_name not in shells:
+            raise BadRequest("cmd must be one of: " + ", ".join(shells))
+        cols = _int_query(request, "cols", 80, 10, 1000) or 80
+        rows = _int_query(request, "rows", 24, 5, 1000) or 24
+        session = await with_timeout(
+            request.app, source.exec(key, ref, shells[cmd_name], cols=cols, rows=rows), "exec"
+        )
+        ws = web.WebSocketResponse(heartbeat=30)
+        await ws.prepare(request)
+
+        async def pump_output() -> None:
+            try:
+                while True:
+                    data = await session.read()
+                    if not data:
+                        break
+                    await ws.send_bytes(data)
+            finally:
+                await ws.close()
+
+        pump = asyncio.create_task(pump_output())
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.BINARY:
+                    await session.write(msg.data)
+                elif msg.type == WSMsgType.TEXT:
+                    if msg.data.startswith("{"):
+                        try:
+                            ctl = json.loads(msg.data)
+                        except ValueError:
+                            ctl = None
+                        if isinstance(ctl, dict) and ctl.get("type") == "resize":
+                            c, r = int(ctl.get("cols", 80)), int(ctl.get("rows", 24))
+                            await session.resize(max(10, min(c, 1000)), max(5, min(r, 1000)))
+                            continue
+                        if isinstance(ctl, dict) and ctl.get("type") == "input":
+                            await session.write(str(ctl.get("data", "")).encode())
+                            continue
+                    await session.write(msg.data.encode())
+                elif msg.type in (WSMsgType.ERROR, WSMsgType.CLOSE):
+                    break
+        finally:
+            # Closing the socket ends the process, whichever side closed first.
+            await session.close()
+            pump.cancel()
+            await asyncio.gather(pump, return_exceptions=True)
+        return ws
+
+    return exec_ws
+
+
+def _unified_resolver(request: web.Request) -> tuple[HostSource, str]:
+    host_id = request.match_info.get("host_id") or request.query.get("host", "")
+    return resolve_host_id(request.app, host_id)
+
+
+async def hosts_index(request: web.Request) -> web.Response:
+    hosts = await list_all_hosts(request.app, probe=not _flag(request, "noprobe"))
+    return web.json_response([h.model_dump(mode="json") for h in hosts])
+
+
+def setup_unified_routes(app: web.Application) -> None:
+    app.router.add_get("/api/hosts", hosts_index)
+    add_container_routes(app, "/api/hosts/{host_id}", _unified_resolver)
+    app.router.add_get("/api/exec", make_exec_handler(_unified_resolver))

@@ -1,0 +1,19 @@
+"""Typed application state keys (never string keys)."""
+
+from __future__ import annotations
+
+import pluggy
+from aiohttp import web
+
+from .auth import LoginThrottle
+from .db import Database
+from .secrets import SecretBox
+from .settings import Settings
+from .sources import HostSource
+
+SETTINGS_KEY = web.AppKey("archnest_settings", Settings)
+DB_KEY = web.AppKey("archnest_db", Database)
+PM_KEY = web.AppKey("archnest_pm", pluggy.PluginManager)
+SECRETS_KEY = web.AppKey("archnest_secrets", SecretBox)
+SOURCES_KEY = web.AppKey("archnest_sources", dict[str, HostSource])
+THROTTLE_KEY = web.AppKey("archnest_login_throttle", LoginThrottle)

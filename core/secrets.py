@@ -1,0 +1,105 @@
+"""Encryption of stored credentials and masking of secret-looking env values.
+
+Every source masks env through :func:`mask_env` so the rule lives in exactly one place
+(the bash agent mirrors the same name list).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from collections.abc import Iterable
+
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+MASK = "****"
+
+# Substrings of an upper-cased env name that mark its value as secret. Kept in sync with
+# agent/archnest-docker-agent.sh (a test compares both lists).
+SECRET_NAME_PARTS: tuple[str, ...] = (
+    "PASSWORD",
+    "PASSWD",
+    "PASS",
+    "SECRET",
+    "TOKEN",
+    "KEY",
+    "CREDENTIAL",
+    "CRED",
+    "AUTH",
+    "PRIVATE",
+    "CERT",
+    "SIGNATURE",
+    "SALT",
+    "SESSION",
+    "COOKIE",
+    "DSN",
+    "CONNECTION_STRING",
+    "APIKEY",
+)
+
+# scheme://user:password@host: credentials embedded in a URL are secret whatever the name.
+_URL_CREDENTIALS = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/@\s:]*:[^/@\s]+@")
+
+
+def is_secret_name(name: str) -> bool:
+    """True when an environment variable's name suggests its value is a secret."""
+    upper = name.upper()
+    return any(part in upper for part in SECRET_NAME_PARTS)
+
+
+def is_secret_value(value: str) -> bool:
+    """True when the value itself carries credentials (a URL with user:password@)."""
+    return bool(_URL_CREDENTIALS.match(value))
+
+
+def mask_env(env: Iterable[str] | Iterable[dict] | None) -> list[dict]:
+    """Normalise env to ``[{"name","value","masked"}]`` with secret values replaced.
+
+    Accepts Docker's ``["NAME=value", ...]`` or already-normalised dicts (the agent
+    sends those masked; masking again is the server's defence in depth).
+    """
+    out: list[dict] = []
+    for item in env or []:
+        if isinstance(item, dict):
+            name = str(item.get("name", ""))
+            value = "" if item.get("value") is None else str(item.get("value"))
+            already = bool(item.get("masked")) and value == MASK
+        else:
+            name, _, value = str(item).partition("=")
+            already = False
+        masked = already or is_secret_name(name) or is_secret_value(value)
+        out.append({"name": name, "value": MASK if masked else value, "masked": masked})
+    return out
+
+
+class SecretBox:
+    """Authenticated encryption (Fernet) with a key derived from ARCHNEST_SECRET_KEY."""
+
+    def __init__(self, secret_key: str, purpose: bytes = b"archnest-credentials-v1"):
+        if not secret_key:
+            raise ValueError("a secret key is required")
+        raw = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(
+            secret_key.encode()
+        )
+        self._fernet = Fernet(base64.urlsafe_b64encode(raw))
+
+    def encrypt(self, plaintext: str | None) -> str | None:
+        if plaintext is None or plaintext == "":
+            return None
+        return self._fernet.encrypt(plaintext.encode()).decode()
+
+    def decrypt(self, token: str | None) -> str | None:
+        if token is None or token == "":
+            return None
+        try:
+            return self._fernet.decrypt(token.encode()).decode()
+        except InvalidToken as exc:
+            # Usually means ARCHNEST_SECRET_KEY changed since the value was stored.
+            raise ValueError("stored secret cannot be decrypted with the current key") from exc
+
+
+def sha256_hex(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()

@@ -1,0 +1,90 @@
+"""Runtime settings, read once from the environment (api.md "Environment")."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _env_int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise SystemExit(f"{name} must be an integer, got {raw!r}") from exc
+
+
+@dataclass
+class Settings:
+    """Everything the app needs to start; tests build one directly."""
+
+    data_dir: Path = field(default_factory=lambda: Path("./data"))
+    database_url: str = ""
+    secret_key: str = ""
+    agent_token: str | None = None
+    agent_stale_seconds: int = 180
+    agent_max_report_bytes: int = 5 * 1024 * 1024
+    plugins: list[str] | None = None
+    admin_password: str | None = None
+    host_timeout: float = 5.0
+    auto_migrate: bool = True
+    add_local_docker: bool = True
+    secure_cookies: bool = False
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir)
+        if not self.database_url:
+            self.database_url = f"sqlite+aiosqlite:///{(self.data_dir / 'archnest.db').resolve()}"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        data_dir = Path(env.get("ARCHNEST_DATA_DIR") or "./data")
+        plugins_raw = env.get("ARCHNEST_PLUGINS")
+        plugins = (
+            [p.strip() for p in plugins_raw.split(",") if p.strip()]
+            if plugins_raw is not None and plugins_raw.strip() != ""
+            else None
+        )
+        return cls(
+            data_dir=data_dir,
+            database_url=env.get("ARCHNEST_DATABASE_URL", ""),
+            secret_key=env.get("ARCHNEST_SECRET_KEY", ""),
+            agent_token=env.get("ARCHNEST_AGENT_TOKEN") or None,
+            agent_stale_seconds=_env_int(env, "ARCHNEST_AGENT_STALE_SECONDS", 180),
+            agent_max_report_bytes=_env_int(
+                env, "ARCHNEST_AGENT_MAX_REPORT_BYTES", 5 * 1024 * 1024
+            ),
+            plugins=plugins,
+            admin_password=env.get("ARCHNEST_ADMIN_PASSWORD") or None,
+            host_timeout=float(env.get("ARCHNEST_HOST_TIMEOUT") or 5.0),
+            add_local_docker=env.get("ARCHNEST_ADD_LOCAL_DOCKER", "1") not in ("0", "false"),
+            secure_cookies=env.get("ARCHNEST_SECURE_COOKIES", "0") in ("1", "true"),
+            extra={k: v for k, v in env.items() if k.startswith("ARCHNEST_")},
+        )
+
+    def ensure_secret_key(self) -> str:
+        """Return the secret key, generating one into the data dir (mode 0600) if unset."""
+        if self.secret_key:
+            return self.secret_key
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        path = self.data_dir / "secret.key"
+        if path.exists():
+            self.secret_key = path.read_text().strip()
+            return self.secret_key
+        key = secrets.token_urlsafe(48)
+        # O_EXCL + 0600: never world-readable, never overwrite a key written concurrently.
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            self.secret_key = path.read_text().strip()
+            return self.secret_key
+        with os.fdopen(fd, "w") as fh:
+            fh.write(key + "\n")
+        self.secret_key = key
+        return key

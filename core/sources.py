@@ -1,0 +1,121 @@
+"""The ``HostSource`` interface every source plugin implements.
+
+A source owns a set of hosts (engines, SSH targets, agents). Each optional feature is
+advertised through :class:`Capabilities` so the UI and the unified routes degrade
+gracefully: an agent host is read-only, so it never gets action buttons or a terminal.
+Host keys are the source-local ids; the public host id is ``"<source>:<key>"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from .containers import ContainerDetail, ContainerSummary, LogLine
+from .errors import ApiError
+
+HostStatus = Literal["ok", "error", "stale", "unknown"]
+
+
+class Capabilities(BaseModel):
+    manage: bool = False
+    exec: bool = False
+    logs: bool = False
+    stats: bool = False
+
+
+class HostInfo(BaseModel):
+    """One host as ``GET /api/hosts`` lists it."""
+
+    id: str
+    source: str
+    name: str
+    status: HostStatus = "unknown"
+    error: str | None = None
+    capabilities: Capabilities = Field(default_factory=Capabilities)
+    # Source-specific facts for the UI (e.g. an agent's last_report_at).
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LogOptions:
+    tail: int | None = 200
+    timestamps: bool = False
+    since: int | None = None
+
+
+class ExecSession:
+    """An interactive TTY process inside a container, bridged to a WebSocket by the core."""
+
+    async def read(self) -> bytes:
+        """Next chunk of terminal output; ``b""`` when the process has ended."""
+        raise NotImplementedError
+
+    async def write(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    async def resize(self, cols: int, rows: int) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        """End the process (idempotent)."""
+        raise NotImplementedError
+
+
+class NotSupported(ApiError):
+    status, code = 501, "not_supported"
+
+
+class HostSource:
+    """Base class of a source. Override what the source can do.
+
+    ``name`` is the source id used in host ids and routes ("docker", "ssh", "agent");
+    ``label`` is what the UI shows as the group title.
+    """
+
+    name: str = ""
+    label: str = ""
+    capabilities: Capabilities = Capabilities()
+    # Set by the core to the name of the plugin that provided this source.
+    plugin_name: str = ""
+
+    def host_id(self, key: str | int) -> str:
+        return f"{self.name}:{key}"
+
+    async def start(self) -> None:
+        """Open pools; called once when the app starts."""
+
+    async def close(self) -> None:
+        """Release pools; called once when the app stops."""
+
+    async def list_hosts(self) -> list[HostInfo]:
+        """Hosts this source knows (from its own storage; must not contact hosts)."""
+        return []
+
+    async def probe(self, key: str) -> None:
+        """Check the host answers; raise an ApiError describing why not."""
+
+    async def list_containers(self, key: str, all: bool = False) -> list[ContainerSummary]:
+        raise NotSupported(f"source {self.name!r} cannot list containers")
+
+    async def get_container(self, key: str, ref: str) -> ContainerDetail:
+        raise NotSupported(f"source {self.name!r} cannot inspect containers")
+
+    async def logs(self, key: str, ref: str, options: LogOptions) -> list[LogLine]:
+        raise NotSupported(f"source {self.name!r} has no logs")
+
+    def follow_logs(self, key: str, ref: str, options: LogOptions) -> AsyncIterator[LogLine | None]:
+        """Async generator: check the container exists (raise NotFound), yield ``None``
+        once the stream is open, then the tail and every new line until it ends."""
+        raise NotSupported(f"source {self.name!r} cannot follow logs")
+
+    async def action(self, key: str, ref: str, action: str, *, force: bool = False) -> None:
+        raise NotSupported(f"source {self.name!r} is read-only")
+
+    async def exec(
+        self, key: str, ref: str, cmd: list[str], *, cols: int = 80, rows: int = 24
+    ) -> ExecSession:
+        raise NotSupported(f"source {self.name!r} has no exec")

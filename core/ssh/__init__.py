@@ -1,0 +1,1 @@
+"""The core SSH transport (targets, pinned host keys, pooled connections)."""

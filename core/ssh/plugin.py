@@ -1,0 +1,3 @@
+"""Hook implementations of the core SSH transport (targets API)."""
+
+from __future__ import annotations

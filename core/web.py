@@ -1,0 +1,179 @@
+"""The UI shell: Jinja2 environment with namespaced plugin templates, static files, login."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from .auth import (
+    SESSION_COOKIE,
+    SESSION_TTL,
+    authenticate,
+    create_session,
+    current_user,
+    delete_session,
+    public,
+    require_json,
+    same_origin,
+)
+from .db import User
+from .errors import Forbidden, Unauthorized
+from .keys import DB_KEY, PM_KEY, SETTINGS_KEY, THROTTLE_KEY
+from .plugin_types import Assets, NavItem
+from .plugins import flatten
+
+HERE = Path(__file__).resolve().parent
+LOGIN_FAILED = "invalid username or password"
+
+
+def plugin_assets(app: web.Application) -> list[Assets]:
+    return flatten(app[PM_KEY].hook.archnest_assets())
+
+
+def setup_templates(app: web.Application) -> None:
+    prefixed: dict[str, jinja2.BaseLoader] = {}
+    for assets in plugin_assets(app):
+        if assets.templates:
+            prefixed[assets.namespace] = jinja2.FileSystemLoader(str(assets.templates))
+        if assets.static:
+            app.router.add_static(f"/static/{assets.namespace}/", assets.static, name=None)
+    loader = jinja2.ChoiceLoader(
+        [jinja2.FileSystemLoader(str(HERE / "templates")), jinja2.PrefixLoader(prefixed)]
+    )
+    env = aiohttp_jinja2.setup(
+        app,
+        loader=loader,
+        autoescape=jinja2.select_autoescape(default=True),
+        context_processors=[_base_context],
+    )
+    env.policies["json.dumps_kwargs"] = {"sort_keys": True}
+    app.router.add_static("/static/core/", HERE / "static")
+
+
+def nav_items(request: web.Request) -> list[NavItem]:
+    user = current_user(request)
+    items = flatten(request.app[PM_KEY].hook.archnest_nav_items(request=request))
+    visible = [i for i in items if not i.admin_only or (user and user.role == "admin")]
+    return sorted(visible, key=lambda i: (i.order, i.title))
+
+
+async def _base_context(request: web.Request) -> dict[str, Any]:
+    user = current_user(request)
+    return {
+        "user": user,
+        "is_admin": bool(user and user.role == "admin"),
+        "nav_items": nav_items(request) if user else [],
+        "request": request,
+    }
+
+
+def _safe_next(value: str | None) -> str:
+    # Only same-site relative paths: an open redirect would help phishing.
+    if not value or not value.startswith("/") or value.startswith("//"):
+        return "/"
+    parsed = urlparse(value)
+    return value if not parsed.netloc and not parsed.scheme else "/"
+
+
+def _client_key(request: web.Request, username: str) -> str:
+    return f"{username.lower()}|{request.remote}"
+
+
+def _set_cookie(request: web.Request, resp: web.StreamResponse, token: str) -> None:
+    resp.set_cookie(
+        SESSION_COOKIE,
+        token,
+        httponly=True,
+        samesite="Lax",
+        secure=request.app[SETTINGS_KEY].secure_cookies or request.secure,
+        max_age=int(SESSION_TTL.total_seconds()),
+        path="/",
+    )
+
+
+async def _login(request: web.Request, username: str, password: str) -> tuple[str, User]:
+    throttle = request.app[THROTTLE_KEY]
+    key = _client_key(request, username)
+    await throttle.wait(key)
+    user = await authenticate(request.app[DB_KEY], username, password)
+    if user is None:
+        throttle.failed(key)
+        raise Unauthorized(LOGIN_FAILED, code="bad_credentials")
+    throttle.succeeded(key)
+    return await create_session(request.app[DB_KEY], user), user
+
+
+@public
+@aiohttp_jinja2.template("core/login.html")
+async def login_page(request: web.Request) -> dict[str, Any]:
+    return {"next": _safe_next(request.query.get("next")), "error": None}
+
+
+@public
+async def login_form(request: web.Request) -> web.StreamResponse:
+    if not same_origin(request):
+        raise Forbidden("cross-origin login refused", code="bad_origin")
+    form = await request.post()
+    nxt = _safe_next(str(form.get("next", "/")))
+    try:
+        token, _ = await _login(
+            request, str(form.get("username", "")), str(form.get("password", ""))
+        )
+    except Unauthorized:
+        resp = aiohttp_jinja2.render_template(
+            "core/login.html", request, {"next": nxt, "error": LOGIN_FAILED}
+        )
+        resp.set_status(401)
+        return resp
+    resp = web.HTTPSeeOther(nxt)
+    _set_cookie(request, resp, token)
+    raise resp
+
+
+@public
+async def login_json(request: web.Request) -> web.Response:
+    data = await require_json(request, 16 * 1024)
+    username, password = data.get("username"), data.get("password")
+    if not isinstance(username, str) or not isinstance(password, str):
+        raise Unauthorized(LOGIN_FAILED, code="bad_credentials")
+    token, user = await _login(request, username, password)
+    resp = web.json_response({"ok": True, "user": {"username": user.username, "role": user.role}})
+    _set_cookie(request, resp, token)
+    return resp
+
+
+@public
+async def logout(request: web.Request) -> web.StreamResponse:
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        if not same_origin(request):
+            raise Forbidden("cross-origin logout refused", code="bad_origin")
+        await delete_session(request.app[DB_KEY], token)
+    wants_json = "application/json" in request.headers.get("Accept", "")
+    resp: web.StreamResponse = (
+        web.json_response({"ok": True}) if wants_json else web.HTTPSeeOther("/login")
+    )
+    resp.del_cookie(SESSION_COOKIE, path="/")
+    if isinstance(resp, web.HTTPException):
+        raise resp
+    return resp
+
+
+async def me(request: web.Request) -> web.Response:
+    user = current_user(request)
+    assert user is not None  # the route policy guarantees a user
+    return web.json_response({"username": user.username, "role": user.role})
+
+
+def setup_auth_routes(app: web.Application) -> None:
+    app.router.add_get("/login", login_page)
+    app.router.add_post("/login", login_form)
+    app.router.add_post("/logout", logout)
+    app.router.add_post("/api/auth/login", login_json)
+    app.router.add_post("/api/auth/logout", logout)
+    app.router.add_get("/api/auth/me", me)

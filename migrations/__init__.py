@@ -1,0 +1,1 @@
+"""Alembic environment shared by every lineage, and the core lineage in ``versions/``."""
