@@ -1,0 +1,1 @@
+"""Alembic lineage ``docker_agent`` (version table ``alembic_version_docker_agent``)."""

@@ -1,0 +1,38 @@
+"""The plugin's one table: the latest accepted report per host."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Column, DateTime, Text
+from sqlmodel import Field, SQLModel
+
+TABLE = "docker_agent_reports"
+
+
+class DockerAgentReport(SQLModel, table=True):
+    """One row per host, replaced (upsert) by each accepted report.
+
+    The normalised containers are one JSON text column: a report is always read and
+    written whole, so per-container rows would only multiply writes on the ingest path.
+    """
+
+    __tablename__ = TABLE
+
+    host: str = Field(primary_key=True, max_length=253)
+    agent_version: str = Field(max_length=64)
+    schema_version: int
+    # Naive UTC in plain DateTime columns (SQLModel's own type insists on tz-aware
+    # values). The agent's clock, shown to users; never used for staleness.
+    reported_at: datetime = Field(sa_column=Column(DateTime(), nullable=False))
+    # The server's clock (naive UTC) when the report was stored: staleness uses this,
+    # so a host with a wrong clock is still judged correctly.
+    received_at: datetime = Field(sa_column=Column(DateTime(), nullable=False, index=True))
+    container_count: int
+    running_count: int
+    # Accepted reports since the row was created (lets the benchmark prove zero loss).
+    report_count: int = 1
+    payload_bytes: int
+    engine_json: str = Field(sa_column=Column(Text, nullable=False))
+    host_facts_json: str = Field(sa_column=Column(Text, nullable=False))
+    containers_json: str = Field(sa_column=Column(Text, nullable=False))

@@ -1,0 +1,118 @@
+"""HTTP routes: the token-gated ingest and the viewer read endpoints."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+
+from aiohttp import web
+from archnest import (
+    SETTINGS_KEY,
+    SOURCES_KEY,
+    BadRequest,
+    FeatureDisabled,
+    NotFound,
+    Unauthorized,
+    add_container_routes,
+    public,
+    read_body_limited,
+)
+
+from .jsonio import dumps, loads
+from .payload import HOST_RE, EnvMasker, ReportInvalid, normalise_report, parse_report
+from .source import STORE_KEY, AgentHostSource, host_entry
+from .store import HostRow, utc_naive
+
+log = logging.getLogger("archnest.docker_agent")
+
+PREFIX = "/api/agents/docker"
+MASKER_KEY = web.AppKey("archnest_docker_agent_masker", EnvMasker)
+
+
+def _token_ok(presented: str, expected: str) -> bool:
+    # Hash both sides first so the comparison is constant-time in the length too.
+    a = hashlib.sha256(presented.encode()).digest()
+    b = hashlib.sha256(expected.encode()).digest()
+    return hmac.compare_digest(a, b)
+
+
+@public  # not a user route: the agent token below is its own authentication
+async def ingest_report(request: web.Request) -> web.Response:
+    """POST /api/agents/docker/report: validate, normalise, mask, upsert; 204."""
+    settings = request.app[SETTINGS_KEY]
+    if not settings.agent_token:
+        raise FeatureDisabled(
+            "agent ingest is disabled: set ARCHNEST_AGENT_TOKEN on the server",
+            code="agent_ingest_disabled",
+        )
+    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not _token_ok(presented.strip(), settings.agent_token):
+        raise Unauthorized("invalid or missing agent token", code="bad_agent_token")
+    # Bounded read: Content-Length is checked first, then the stream is counted.
+    body = await read_body_limited(request, settings.agent_max_report_bytes)
+    try:
+        report = parse_report(body)
+    except ReportInvalid as exc:
+        raise BadRequest(str(exc), code="invalid_report") from None
+    host_id = f"agent:{report.host}"
+    containers = normalise_report(report, host_id, request.app[MASKER_KEY])
+    row = {
+        "host": report.host,
+        "agent_version": report.agent_version,
+        "schema_version": report.schema_,
+        "reported_at": utc_naive(report.reported_at),
+        "received_at": utc_naive(),
+        "container_count": len(containers),
+        "running_count": sum(1 for c in containers if c["state"] == "running"),
+        "report_count": 1,
+        "payload_bytes": len(body),
+        "engine_json": dumps(report.engine),
+        "host_facts_json": dumps(report.host_facts),
+        "containers_json": dumps(containers),
+    }
+    await request.app[STORE_KEY].save(row)
+    return web.Response(status=204)
+
+
+async def list_agent_hosts(request: web.Request) -> web.Response:
+    """GET /api/agents/docker/hosts."""
+    stale = request.app[SETTINGS_KEY].agent_stale_seconds
+    rows = await request.app[STORE_KEY].hosts()
+    return web.json_response([host_entry(r, stale) for r in rows])
+
+
+async def get_agent_host(request: web.Request) -> web.Response:
+    """GET /api/agents/docker/hosts/{host}: the host entry plus engine and host facts."""
+    host = _host(request)
+    report = await request.app[STORE_KEY].report(host)
+    if report is None:
+        raise NotFound(f"no report from agent host {host!r}", code="unknown_host")
+    row = HostRow(**{k: report[k] for k in HostRow.__dataclass_fields__})
+    entry = host_entry(row, request.app[SETTINGS_KEY].agent_stale_seconds)
+    entry["engine"] = loads(report["engine_json"])
+    entry["host_facts"] = loads(report["host_facts_json"])
+    return web.json_response(entry)
+
+
+def _host(request: web.Request) -> str:
+    host = request.match_info["host"]
+    if not HOST_RE.fullmatch(host):
+        raise BadRequest("invalid agent host name", code="invalid_host")
+    return host
+
+
+def _resolve(request: web.Request) -> tuple[AgentHostSource, str]:
+    source = request.app[SOURCES_KEY].get(AgentHostSource.name)
+    if not isinstance(source, AgentHostSource):
+        raise NotFound("the agent source is not loaded", code="unknown_host")
+    return source, _host(request)
+
+
+def setup_routes(app: web.Application) -> None:
+    app[MASKER_KEY] = EnvMasker()
+    app.router.add_post(f"{PREFIX}/report", ingest_report)
+    app.router.add_get(f"{PREFIX}/hosts", list_agent_hosts)
+    app.router.add_get(PREFIX + "/hosts/{host}", get_agent_host)
+    # containers, containers/{ref} (and logs/actions, which answer 501: read-only)
+    add_container_routes(app, PREFIX + "/hosts/{host}", _resolve)

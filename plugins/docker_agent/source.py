@@ -1,0 +1,96 @@
+"""The read-only ``HostSource`` for agent hosts: everything comes from stored reports."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from archnest import (
+    SETTINGS_KEY,
+    Capabilities,
+    ContainerDetail,
+    ContainerSummary,
+    HostInfo,
+    HostSource,
+    NotFound,
+    iso_utc,
+)
+
+from .jsonio import loads
+from .payload import LISTED_BY_DEFAULT, find_container, summary
+from .store import HostRow, ReportStore, utc_naive
+
+STORE_KEY = web.AppKey("archnest_docker_agent_store", ReportStore)
+CAPABILITIES = Capabilities(manage=False, exec=False, logs=False, stats=True)
+
+
+def host_entry(row: HostRow, stale_seconds: int) -> dict[str, Any]:
+    """api.md's ``GET /api/agents/docker/hosts`` item (plus a few extra facts)."""
+    return {
+        "host": row.host,
+        "last_report_at": iso_utc(row.received_at),
+        "stale": row.is_stale(stale_seconds),
+        "container_count": row.container_count,
+        "agent_version": row.agent_version,
+        "running_count": row.running_count,
+        "reported_at": iso_utc(row.reported_at),
+        "report_count": row.report_count,
+    }
+
+
+class AgentHostSource(HostSource):
+    """Source ``agent``: hosts are whatever reported; nothing is ever contacted."""
+
+    name = "agent"
+    label = "Push agents"
+    capabilities = CAPABILITIES
+
+    def __init__(self, app: web.Application):
+        self._app = app
+
+    @property
+    def store(self) -> ReportStore:
+        return self._app[STORE_KEY]
+
+    @property
+    def stale_seconds(self) -> int:
+        return self._app[SETTINGS_KEY].agent_stale_seconds
+
+    async def list_hosts(self) -> list[HostInfo]:
+        now, stale = utc_naive(), self.stale_seconds
+        return [
+            HostInfo(
+                id=self.host_id(row.host),
+                source=self.name,
+                name=row.host,
+                status="stale" if row.is_stale(stale, now) else "ok",
+                error=None,
+                capabilities=CAPABILITIES,
+                details=host_entry(row, stale),
+            )
+            for row in await self.store.hosts()
+        ]
+
+    async def probe(self, key: str) -> None:
+        # Nothing to contact: the host pushes. Existence is what can be checked.
+        if await self.store.host(key) is None:
+            raise NotFound(f"no report from agent host {key!r}", code="unknown_host")
+
+    async def containers(self, key: str) -> list[dict[str, Any]]:
+        """The normalised containers of the latest report (plain dicts)."""
+        report = await self.store.report(key)
+        if report is None:
+            raise NotFound(f"no report from agent host {key!r}", code="unknown_host")
+        return loads(report["containers_json"])
+
+    async def list_containers(self, key: str, all: bool = False) -> list[ContainerSummary]:
+        items = await self.containers(key)
+        return [
+            ContainerSummary(**summary(c)) for c in items if all or c["state"] in LISTED_BY_DEFAULT
+        ]
+
+    async def get_container(self, key: str, ref: str) -> ContainerDetail:
+        found = find_container(await self.containers(key), ref)
+        if found is None:
+            raise NotFound(f"no container {ref!r} on agent host {key!r}", code="unknown_container")
+        return ContainerDetail(**found)

@@ -1,0 +1,157 @@
+"""Storage of the latest report per host, with group commit on the ingest path.
+
+Every accepted report goes through one writer task: reports that arrive while a
+transaction is running are merged into the next one (latest per host wins, the
+``report_count`` of the row grows by all of them). One commit then covers many
+reports, which is what lets SQLite sustain hundreds of reports per second. The HTTP
+answer is sent only after the commit that holds the report, so a 204 is never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from .models import DockerAgentReport
+
+log = logging.getLogger("archnest.docker_agent")
+
+_TABLE = DockerAgentReport.__table__  # type: ignore[attr-defined]
+_LIST_COLUMNS = (
+    _TABLE.c.host,
+    _TABLE.c.agent_version,
+    _TABLE.c.reported_at,
+    _TABLE.c.received_at,
+    _TABLE.c.container_count,
+    _TABLE.c.running_count,
+    _TABLE.c.report_count,
+)
+
+
+def utc_naive(value: datetime | None = None) -> datetime:
+    """Naive UTC, as stored in the plugin's plain DateTime columns (the same on SQLite
+    and PostgreSQL); an aware value is converted, a naive one is taken as UTC."""
+    if value is None:
+        return datetime.now(UTC).replace(tzinfo=None)
+    if value.tzinfo is None:
+        return value
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+@dataclass
+class HostRow:
+    """A host as the hosts list shows it (without the containers)."""
+
+    host: str
+    agent_version: str
+    reported_at: datetime
+    received_at: datetime
+    container_count: int
+    running_count: int
+    report_count: int
+
+    def is_stale(self, stale_seconds: int, now: datetime | None = None) -> bool:
+        now = utc_naive(now)
+        return now - utc_naive(self.received_at) > timedelta(seconds=stale_seconds)
+
+
+class ReportStore:
+    """Upserts reports (batched) and reads them back."""
+
+    def __init__(self, engine: AsyncEngine, *, max_batch: int = 500):
+        self.engine = engine
+        self.max_batch = max_batch
+        self._queue: asyncio.Queue[tuple[dict[str, Any], asyncio.Future[None]]] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        dialect = engine.dialect.name
+        if dialect == "sqlite":
+            self._insert = sqlite.insert
+        elif dialect == "postgresql":
+            self._insert = postgresql.insert
+        else:  # both ON CONFLICT dialects cover what the project supports
+            raise RuntimeError(f"docker_agent: unsupported database dialect {dialect!r}")
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._writer(), name="docker_agent-writer")
+
+    async def close(self) -> None:
+        """Stop after every queued report is written (or failed back to its sender)."""
+        if self._task is None:
+            return
+        await self._queue.join()
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+
+    async def save(self, row: dict[str, Any]) -> None:
+        """Queue one report row and wait until it is committed (raises if it was not)."""
+        if self._task is None or self._task.done():
+            raise RuntimeError("docker_agent report writer is not running")
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        await self._queue.put((row, fut))
+        await fut
+
+    async def _writer(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self.max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                await self._write(batch)
+            except Exception as exc:  # report the failure to every waiting sender
+                log.exception("writing %d agent report(s) failed", len(batch))
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(exc)
+            else:
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_result(None)
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+
+    async def _write(self, batch: list[tuple[dict[str, Any], asyncio.Future[None]]]) -> None:
+        merged: dict[str, dict[str, Any]] = {}
+        for row, _ in batch:  # arrival order: the later report of a host wins
+            prev = merged.get(row["host"])
+            count = (prev["report_count"] if prev else 0) + row["report_count"]
+            merged[row["host"]] = {**row, "report_count": count}
+        stmt = self._insert(_TABLE)
+        excluded = stmt.excluded
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[_TABLE.c.host],
+            set_={
+                **{c.name: excluded[c.name] for c in _TABLE.c if c.name not in ("host",)},
+                "report_count": _TABLE.c.report_count + excluded.report_count,
+            },
+        )
+        async with self.engine.begin() as conn:
+            await conn.execute(stmt, list(merged.values()))
+
+    async def hosts(self) -> list[HostRow]:
+        async with self.engine.connect() as conn:
+            result = await conn.execute(select(*_LIST_COLUMNS).order_by(_TABLE.c.host))
+            return [HostRow(**row._mapping) for row in result]
+
+    async def host(self, host: str) -> HostRow | None:
+        async with self.engine.connect() as conn:
+            result = await conn.execute(select(*_LIST_COLUMNS).where(_TABLE.c.host == host))
+            row = result.first()
+        return HostRow(**row._mapping) if row else None
+
+    async def report(self, host: str) -> dict[str, Any] | None:
+        """The full stored row of ``host`` (containers still as JSON text)."""
+        async with self.engine.connect() as conn:
+            result = await conn.execute(select(_TABLE).where(_TABLE.c.host == host))
+            row = result.first()
+        return dict(row._mapping) if row else None
