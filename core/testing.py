@@ -108,6 +108,8 @@ async def viewer_headers(archnest_client: TestClient) -> dict[str, str]:
 
 
 __all__: list[Any] = [
+    "PUBLIC_UNSAFE_ROUTES",
+    "check_route_protection",
     "ADMIN_PASSWORD",
     "admin_headers",
     "archnest_app",
@@ -117,3 +119,63 @@ __all__: list[Any] = [
     "make_user_headers",
     "viewer_headers",
 ]
+
+
+# Unsafe routes that authenticate on their own (credentials in the body, or the agent's
+# own token). Anything else unsafe must be admin-only.
+PUBLIC_UNSAFE_ROUTES: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("POST", "/login"),
+        ("POST", "/logout"),
+        ("POST", "/api/auth/login"),
+        ("POST", "/api/auth/logout"),
+        ("POST", "/api/agents/docker/report"),
+    }
+)
+
+
+def _sample_path(resource: Any) -> str:
+    info = resource.get_info()
+    if "path" in info:
+        return info["path"]
+    formatter = info.get("formatter", "")
+    import re
+
+    # Fill every {placeholder} with a harmless valid value; auth runs before the handler.
+    return re.sub(r"\{[^}]+\}", "x1", formatter)
+
+
+async def check_route_protection(
+    client: TestClient,
+    viewer_headers: dict[str, str],
+    allowed_public: frozenset[tuple[str, str]] = PUBLIC_UNSAFE_ROUTES,
+) -> list[str]:
+    """Walk the router; return a line per unsafe or WebSocket route that does not answer
+    401 to an anonymous request and 403 to a viewer (empty list: all protected)."""
+    from .auth import SAFE_METHODS, is_websocket
+
+    problems: list[str] = []
+    for route in client.app.router.routes():
+        resource = route.resource
+        if resource is None:
+            continue
+        method = route.method.upper()
+        ws = is_websocket(route.handler)
+        if method in SAFE_METHODS and not ws:
+            continue
+        if method == "*":
+            method = "POST"
+        info = resource.get_info()
+        template = info.get("path") or info.get("formatter") or ""
+        if (method, template) in allowed_public:
+            continue
+        path = _sample_path(resource)
+        send_method = "GET" if ws else method
+        origin = {"Origin": str(client.make_url("")).rstrip("/")}
+        anon = await client.request(send_method, path, headers=origin)
+        if anon.status != 401:
+            problems.append(f"{method} {template}: anonymous got {anon.status}, expected 401")
+        viewer = await client.request(send_method, path, headers={**viewer_headers, **origin})
+        if viewer.status != 403:
+            problems.append(f"{method} {template}: viewer got {viewer.status}, expected 403")
+    return problems

@@ -1,0 +1,157 @@
+"""The unified /api/hosts view over several sources: concurrency, timeouts, per-host errors."""
+
+import asyncio
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from archnest import (
+    Capabilities,
+    ContainerDetail,
+    ContainerSummary,
+    HostError,
+    HostInfo,
+    HostSource,
+    LogLine,
+    create_app,
+    hookimpl,
+)
+
+
+class FakeishSource(HostSource):
+    """A pure-logic source: exercises the core's fan-out, not any Docker transport."""
+
+    name = "t"
+    label = "Test"
+    capabilities = Capabilities(manage=True, logs=True)
+
+    def __init__(self):
+        self.calls: list[tuple] = []
+
+    async def list_hosts(self):
+        return [
+            HostInfo(id=self.host_id(k), source=self.name, name=k, capabilities=self.capabilities)
+            for k in ("good", "slow", "broken")
+        ]
+
+    async def probe(self, key):
+        self.calls.append(("probe", key))
+        if key == "slow":
+            await asyncio.sleep(60)
+        if key == "broken":
+            raise HostError("connection refused by the engine")
+
+    async def list_containers(self, key, all=False):
+        self.calls.append(("list", key, all))
+        if key == "slow":
+            await asyncio.sleep(60)
+        return [
+            ContainerSummary(
+                id="a" * 64, name="web", image="img", state="running", host_id=self.host_id(key)
+            )
+        ]
+
+    async def get_container(self, key, ref):
+        self.calls.append(("get", key, ref))
+        return ContainerDetail(
+            id="a" * 64, name=ref, image="img", state="running", host_id=self.host_id(key)
+        )
+
+    async def logs(self, key, ref, options):
+        return [LogLine(text=f"line {i}") for i in range(options.tail or 0)]
+
+    async def follow_logs(self, key, ref, options):
+        yield None
+        for i in range(3):
+            yield LogLine(text=f"live {i}")
+
+    async def action(self, key, ref, action, *, force=False):
+        self.calls.append(("action", key, ref, action, force))
+
+
+@pytest.fixture
+async def client(aiohttp_client, archnest_settings):
+    source = FakeishSource()
+
+    @hookimpl
+    def archnest_host_sources(app):
+        return [source]
+
+    archnest_settings.host_timeout = 0.5
+    plugin = SimpleNamespace(__name__="t_plugin", archnest_host_sources=archnest_host_sources)
+    c = await aiohttp_client(create_app(archnest_settings, extra_plugins=[plugin]))
+    c.source = source
+    return c
+
+
+async def test_hosts_are_probed_concurrently_and_fail_alone(client, viewer_headers):
+    t0 = time.monotonic()
+    r = await client.get("/api/hosts", headers=viewer_headers)
+    elapsed = time.monotonic() - t0
+    hosts = {h["id"]: h for h in await r.json() if h["source"] == "t"}
+    assert r.status == 200
+    assert hosts["t:good"]["status"] == "ok" and hosts["t:good"]["error"] is None
+    assert hosts["t:broken"]["status"] == "error"
+    assert "connection refused" in hosts["t:broken"]["error"]
+    assert hosts["t:slow"]["status"] == "error" and "no answer within" in hosts["t:slow"]["error"]
+    assert hosts["t:good"]["capabilities"] == {
+        "manage": True,
+        "exec": False,
+        "logs": True,
+        "stats": False,
+    }
+    # Not a timing assertion on speed: a sequential walk would simply never finish in 60s.
+    assert elapsed < 30
+
+
+async def test_slow_host_is_504_with_error_shape(client, viewer_headers):
+    r = await client.get("/api/hosts/t:slow/containers", headers=viewer_headers)
+    assert r.status == 504
+    assert (await r.json())["error"]["code"] == "host_timeout"
+    r = await client.get("/api/hosts/t:good/containers?all=1", headers=viewer_headers)
+    assert r.status == 200 and (await r.json())[0]["name"] == "web"
+    assert ("list", "good", True) in client.source.calls
+
+
+async def test_unknown_host_is_404(client, viewer_headers):
+    for host in ("nope:1", "t", "x:"):
+        r = await client.get(f"/api/hosts/{host}/containers", headers=viewer_headers)
+        assert r.status == 404, host
+
+
+@pytest.mark.parametrize("ref", ["a;b", "-rf", ".x", "a b", "x" * 200, "$(id)", "_x"])
+async def test_bad_refs_are_400_before_the_source_is_called(client, viewer_headers, ref):
+    from urllib.parse import quote
+
+    r = await client.get(
+        f"/api/hosts/t:good/containers/{quote(ref, safe='')}", headers=viewer_headers
+    )
+    assert r.status == 400
+    assert not any(c[0] == "get" for c in client.source.calls)
+
+
+async def test_logs_json_text_and_sse(client, viewer_headers):
+    r = await client.get("/api/hosts/t:good/containers/web/logs?tail=3", headers=viewer_headers)
+    assert [ln["text"] for ln in (await r.json())["lines"]] == ["line 0", "line 1", "line 2"]
+    r = await client.get(
+        "/api/hosts/t:good/containers/web/logs?tail=2&format=text", headers=viewer_headers
+    )
+    assert await r.text() == "line 0\nline 1\n"
+    assert "attachment" in r.headers["Content-Disposition"]
+    r = await client.get("/api/hosts/t:good/containers/web/logs?follow=1", headers=viewer_headers)
+    assert r.headers["Content-Type"].startswith("text/event-stream")
+    body = await r.text()
+    assert body.count("data: {") == 4 and "live 2" in body and "event: end" in body
+    r = await client.get("/api/hosts/t:good/containers/web/logs?tail=abc", headers=viewer_headers)
+    assert r.status == 400
+
+
+async def test_actions_are_admin_only_and_validated(client, admin_headers, viewer_headers):
+    r = await client.post("/api/hosts/t:good/containers/web/stop", headers=viewer_headers)
+    assert r.status == 403
+    r = await client.post("/api/hosts/t:good/containers/web/explode", headers=admin_headers)
+    assert r.status == 400
+    r = await client.post("/api/hosts/t:good/containers/web/remove?force=1", headers=admin_headers)
+    assert r.status == 200
+    assert ("action", "good", "web", "remove", True) in client.source.calls
