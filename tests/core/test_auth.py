@@ -1,11 +1,10 @@
 """Sessions, tokens, CSRF/origin checks, throttling, first-run admin."""
 
-from sqlmodel import select
-
 from archnest import DB_KEY
 from archnest.db import ApiToken, User
 from archnest.keys import THROTTLE_KEY
 from archnest.testing import ADMIN_PASSWORD, make_user_headers
+from sqlmodel import select
 
 
 async def _login(client, username="admin", password=ADMIN_PASSWORD):

@@ -4,7 +4,6 @@ from types import SimpleNamespace
 
 import pytest
 from aiohttp import web
-
 from archnest import create_app, hookimpl, public
 from archnest.testing import PUBLIC_UNSAFE_ROUTES, check_route_protection, make_user_headers
 

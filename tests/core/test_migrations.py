@@ -3,7 +3,6 @@
 from types import SimpleNamespace
 
 import sqlalchemy as sa
-
 from archnest import MigrationLineage, create_app, hookimpl
 from archnest.db import Database
 from archnest.migrate import current, upgrade
@@ -63,7 +62,7 @@ async def test_plugin_added_later_then_removed(tmp_path, archnest_database_url):
 
         # The plugin is uninstalled: its version table stays, upgrading the rest still works.
         await upgrade(db.engine, core_only)
-        assert set((await current(db.engine, core_only))) == {"core"}
+        assert set(await current(db.engine, core_only)) == {"core"}
         # Upgrading twice is a no-op.
         await upgrade(db.engine, with_extra)
     finally:

@@ -3,7 +3,6 @@
 import stat
 
 import pytest
-
 from archnest import MASK, SecretBox, Settings, is_secret_name, mask_env
 
 
