@@ -104,7 +104,8 @@ class AgentContainer(_Lenient):
     Created: ShortStr | None = None
     Image: ShortStr | None = None
     RestartCount: int | None = None
-    Config: ConfigDoc = Field(default_factory=ConfigDoc)
+    # "Config" as a field name would collide with pydantic's class-based config hook.
+    config: ConfigDoc = Field(default_factory=ConfigDoc, alias="Config")
     State: StateDoc = Field(default_factory=StateDoc)
     HostConfig: HostConfigDoc | None = None
     NetworkSettings: NetworkSettingsDoc | None = None
@@ -264,7 +265,7 @@ def normalise_container(
     c: AgentContainer, host_id: str, stats: AgentStats | None, mask: EnvMasker
 ) -> dict[str, Any]:
     """One agent container -> api.md's normalised detail (a plain dict)."""
-    cfg, state = c.Config, c.State
+    cfg, state = c.config, c.State
     net = c.NetworkSettings
     cmd = _as_list(cfg.Entrypoint) + _as_list(cfg.Cmd)
     restart = c.HostConfig.RestartPolicy if c.HostConfig else None
