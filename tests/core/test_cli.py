@@ -13,7 +13,11 @@ import pytest
 def _run(args, env, stdin=None, timeout=120):
     return subprocess.run(
         [sys.executable, "-m", "archnest", *args],
-        env=env, input=stdin, capture_output=True, text=True, timeout=timeout,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -34,7 +38,9 @@ def test_db_user_token_and_plugins(cli_env):
     assert "core" in r.stdout and "(behind)" not in r.stdout
     r = _run(["db", "current"], cli_env)
     assert r.returncode == 0 and "current=core_0" in r.stdout
-    r = _run(["user", "add", "bob", "--admin", "--password-stdin"], cli_env, stdin="correct-horse-1\n")
+    r = _run(
+        ["user", "add", "bob", "--admin", "--password-stdin"], cli_env, stdin="correct-horse-1\n"
+    )
     assert r.returncode == 0, r.stderr
     r = _run(["user", "add", "bob", "--password-stdin"], cli_env, stdin="correct-horse-1\n")
     assert r.returncode == 1 and "already exists" in r.stderr
@@ -60,7 +66,10 @@ def test_serve_first_run_prints_one_time_password(cli_env):
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "archnest", "serve", "--port", str(port)],
-        env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=cli_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 60
