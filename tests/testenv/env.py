@@ -165,6 +165,8 @@ class TestEnv:
         """Run a command with the OpenSSH client through the generated ssh_config.
 
         host: target, jump1, jump2, target-via-jump1 or target-via-jump2.
+        Like ssh itself, the words are joined and run by the remote shell, so
+        quote anything the shell would interpret ("'{{.Names}}'").
         """
         proc = run(
             [SSH_CLIENT, "-F", self.ssh_config_path, host, "--", *command],
