@@ -1,0 +1,106 @@
+"""Container logs: Docker's multiplexed stream split into marked stdout/stderr lines.
+
+aiodocker's ``container.log()`` drops the stream id of each frame, so the frames are
+read here from the same request aiodocker would make; TTY containers have one raw
+stream, reported as stdout.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiodocker
+import aiohttp
+from archnest import LogLine, LogOptions
+
+_HEADER = struct.Struct(">BxxxL")
+_STREAMS = {1: "stdout", 2: "stderr"}
+# Docker's --timestamps prefix: RFC 3339 with nanoseconds, then one space.
+_TS = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)) ")
+
+
+def log_params(options: LogOptions, follow: bool) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "stdout": "1",
+        "stderr": "1",
+        "follow": "1" if follow else "0",
+        "timestamps": "1" if options.timestamps else "0",
+        "tail": "all" if options.tail is None else str(options.tail),
+    }
+    if options.since is not None:
+        params["since"] = str(options.since)
+    return params
+
+
+def to_line(stream: str, raw: str, timestamps: bool) -> LogLine:
+    text = raw.rstrip("\r")
+    ts = None
+    if timestamps:
+        m = _TS.match(text)
+        if m:
+            ts, text = m.group(1), text[m.end() :]
+    return LogLine(stream=stream, text=text, ts=ts)  # type: ignore[arg-type]
+
+
+class LineSplitter:
+    """Reassembles lines per stream: frames may split a line or hold several."""
+
+    def __init__(self, timestamps: bool):
+        self.timestamps = timestamps
+        self._buf: dict[str, str] = {}
+
+    def feed(self, stream: str, data: bytes) -> list[LogLine]:
+        text = self._buf.pop(stream, "") + data.decode("utf-8", errors="replace")
+        *complete, rest = text.split("\n")
+        if rest:
+            self._buf[stream] = rest
+        return [to_line(stream, raw, self.timestamps) for raw in complete]
+
+    def flush(self) -> list[LogLine]:
+        out = [to_line(s, raw, self.timestamps) for s, raw in self._buf.items() if raw]
+        self._buf.clear()
+        return out
+
+
+async def read_frames(
+    response: aiohttp.ClientResponse, tty: bool
+) -> AsyncIterator[tuple[str, bytes]]:
+    """Yield ``(stream, bytes)`` pieces until the engine ends the response."""
+    content = response.content
+    if tty:
+        async for chunk in content.iter_any():
+            yield "stdout", chunk
+        return
+    while True:
+        try:
+            header = await content.readexactly(_HEADER.size)
+            kind, length = _HEADER.unpack(header)
+            data = await content.readexactly(length) if length else b""
+        except (EOFError, aiohttp.ClientPayloadError, aiohttp.ClientConnectionError):
+            return
+        if data:
+            yield _STREAMS.get(kind, "stdout"), data
+
+
+async def stream_lines(
+    client: aiodocker.Docker, container_id: str, tty: bool, options: LogOptions, follow: bool
+) -> AsyncIterator[LogLine | None]:
+    """Yield ``None`` once the engine accepted the request, then every line."""
+    # Streams must not be cut by a read timeout; the connect stays bounded.
+    timeout = aiohttp.ClientTimeout(
+        total=None, sock_read=None, connect=client._timeout.connect, sock_connect=None
+    )
+    # aiodocker has no public call that keeps the frame headers (see module docstring).
+    async with client._query(
+        f"containers/{container_id}/logs", params=log_params(options, follow), timeout=timeout
+    ) as response:
+        yield None
+        splitter = LineSplitter(options.timestamps)
+        async for stream, data in read_frames(response, tty):
+            for line in splitter.feed(stream, data):
+                yield line
+        for line in splitter.flush():
+            yield line

@@ -1,0 +1,38 @@
+"""Hook implementations of the ``docker_tcp`` plugin (entry point
+``docker_tcp = "archnest_docker_tcp.plugin"``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from archnest import HostSource, MigrationLineage, hookimpl
+
+from . import __version__
+from .routes import setup_routes
+from .source import DockerEngineSource
+
+
+@hookimpl
+def archnest_host_sources(app: web.Application) -> list[HostSource]:
+    return [DockerEngineSource(app)]
+
+
+@hookimpl
+def archnest_routes(app: web.Application) -> None:
+    setup_routes(app)
+
+
+@hookimpl
+def archnest_migrations() -> MigrationLineage:
+    return MigrationLineage("docker_tcp", Path(__file__).resolve().parent / "migrations")
+
+
+@hookimpl
+def archnest_plugin_info() -> dict[str, Any]:
+    return {
+        "version": __version__,
+        "sources": ["docker"],
+        "tables": ["docker_tcp_engines", "docker_tcp_flags"],
+    }

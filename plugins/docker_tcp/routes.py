@@ -1,0 +1,88 @@
+"""HTTP routes of the ``docker`` source (api.md "Source docker")."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from archnest import (
+    SOURCES_KEY,
+    NotFound,
+    add_container_routes,
+    make_exec_handler,
+    require_json,
+    with_timeout,
+)
+
+from .source import DockerEngineSource
+from .store import public_view
+
+PREFIX = "/api/docker"
+MAX_BODY = 256 * 1024  # PEM material is a few KiB; anything bigger is not an engine config
+
+
+def _source(request: web.Request) -> DockerEngineSource:
+    source = request.app[SOURCES_KEY].get(DockerEngineSource.name)
+    if not isinstance(source, DockerEngineSource):
+        raise NotFound("the docker source is not loaded", code="unknown_host")
+    return source
+
+
+def _engine_id(raw: str) -> int:
+    if not raw.isdigit() or len(raw) > 12:
+        raise NotFound(f"unknown docker host {raw!r}", code="unknown_host")
+    return int(raw)
+
+
+def resolve(request: web.Request) -> tuple[DockerEngineSource, str]:
+    """Container routes use ``{id}`` in the path; the exec socket uses ``?host=``."""
+    raw = request.match_info.get("id") or request.query.get("host", "")
+    return _source(request), str(_engine_id(raw))
+
+
+async def list_engines(request: web.Request) -> web.Response:
+    rows = await _source(request).store.all()
+    return web.json_response([public_view(r) for r in rows])
+
+
+async def create_engine(request: web.Request) -> web.Response:
+    body = await require_json(request, MAX_BODY)
+    row = await _source(request).store.create(body)
+    return web.json_response(public_view(row), status=201)
+
+
+async def get_engine(request: web.Request) -> web.Response:
+    row = await _source(request).store.get(_engine_id(request.match_info["id"]))
+    return web.json_response(public_view(row))
+
+
+async def update_engine(request: web.Request) -> web.Response:
+    engine_id = _engine_id(request.match_info["id"])
+    body = await require_json(request, MAX_BODY)
+    source = _source(request)
+    row = await source.store.update(engine_id, body)
+    await source.drop(engine_id)  # the next call connects with the new settings
+    return web.json_response(public_view(row))
+
+
+async def delete_engine(request: web.Request) -> web.Response:
+    engine_id = _engine_id(request.match_info["id"])
+    source = _source(request)
+    await source.store.delete(engine_id)
+    await source.drop(engine_id)
+    return web.json_response({"ok": True, "deleted": engine_id})
+
+
+async def engine_info(request: web.Request) -> web.Response:
+    source, key = resolve(request)
+    info = await with_timeout(request.app, source.info(key), "info")
+    return web.json_response(info)
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_get(f"{PREFIX}/hosts", list_engines)
+    app.router.add_post(f"{PREFIX}/hosts", create_engine)
+    app.router.add_get(PREFIX + "/hosts/{id}", get_engine)
+    app.router.add_patch(PREFIX + "/hosts/{id}", update_engine)
+    app.router.add_delete(PREFIX + "/hosts/{id}", delete_engine)
+    app.router.add_get(PREFIX + "/hosts/{id}/info", engine_info)
+    add_container_routes(app, PREFIX + "/hosts/{id}", resolve)
+    app.router.add_get(f"{PREFIX}/exec", make_exec_handler(resolve))

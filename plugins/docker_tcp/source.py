@@ -1,0 +1,274 @@
+"""Source ``docker``: the ``HostSource`` over configured Docker Engine API endpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import stat
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiodocker
+from aiohttp import web
+from archnest import (
+    DB_KEY,
+    SECRETS_KEY,
+    SETTINGS_KEY,
+    ApiError,
+    BadRequest,
+    Capabilities,
+    Conflict,
+    ContainerDetail,
+    ContainerSummary,
+    ExecSession,
+    HostInfo,
+    HostSource,
+    LogLine,
+    LogOptions,
+    NotFound,
+    Port,
+    detail_from_inspect,
+    iso_utc,
+    normalise_state,
+    stats_from_engine,
+)
+
+from .client import ClientPool, EngineConfig, engine_errors
+from .execs import DockerExecSession
+from .logs import stream_lines
+from .store import EngineStore
+
+log = logging.getLogger("archnest.docker_tcp")
+
+CAPABILITIES = Capabilities(manage=True, exec=True, logs=True, stats=True)
+DEFAULT_LOCAL_SOCKET = "/var/run/docker.sock"
+LOCAL_FLAG = "local_socket_added"
+# Engine rows change rarely; a short cache spares a database round trip per request
+# while an edit made through another replica is still seen within a few seconds.
+CONFIG_TTL = 3.0
+
+
+def summary_from_list(item: dict[str, Any], host_id: str) -> ContainerSummary:
+    """One ``GET /containers/json`` entry -> the normalised list row."""
+    names = item.get("Names") or []
+    ports = [
+        Port(
+            private=p["PrivatePort"],
+            public=p.get("PublicPort"),
+            type=p.get("Type") or "tcp",
+            ip=p.get("IP") or None,
+        )
+        for p in item.get("Ports") or []
+        if "PrivatePort" in p
+    ]
+    return ContainerSummary(
+        id=item.get("Id", ""),
+        name=(names[0] if names else "").lstrip("/"),
+        image=item.get("Image", ""),
+        state=normalise_state(item.get("State") or item.get("Status")),
+        status=item.get("Status") or "",
+        created=iso_utc(item.get("Created")),
+        ports=sorted(ports, key=lambda p: (p.private, p.type, p.public or 0)),
+        labels=item.get("Labels") or {},
+        host_id=host_id,
+    )
+
+
+class DockerEngineSource(HostSource):
+    name = "docker"
+    label = "Docker Engine API"
+    capabilities = CAPABILITIES
+
+    def __init__(self, app: web.Application):
+        self.app = app
+        self.pool: ClientPool | None = None
+        self._store: EngineStore | None = None
+        self._configs: dict[int, tuple[float, EngineConfig]] = {}
+
+    @property
+    def store(self) -> EngineStore:
+        if self._store is None:
+            self._store = EngineStore(self.app[DB_KEY], self.app[SECRETS_KEY])
+        return self._store
+
+    async def start(self) -> None:
+        self.pool = ClientPool(connect_timeout=self.app[SETTINGS_KEY].host_timeout)
+        try:
+            await self.add_local_engine()
+        except Exception as exc:  # a local socket problem must not stop the app
+            log.warning("could not add the local docker socket: %r", exc)
+
+    async def close(self) -> None:
+        if self.pool is not None:
+            await self.pool.close()
+
+    async def add_local_engine(self) -> None:
+        """Add the local socket as ``local`` once; a removed ``local`` stays removed."""
+        settings = self.app[SETTINGS_KEY]
+        if not settings.add_local_docker or await self.store.flag(LOCAL_FLAG):
+            return
+        path = settings.extra.get("ARCHNEST_LOCAL_DOCKER_SOCKET") or DEFAULT_LOCAL_SOCKET
+        try:
+            is_socket = stat.S_ISSOCK(os.stat(path).st_mode)
+        except OSError:
+            return
+        if not is_socket or not os.access(path, os.R_OK | os.W_OK):
+            return
+        with contextlib.suppress(Conflict):  # another replica (or an admin) was first
+            await self.store.create({"name": "local", "url": f"unix://{path}"})
+        await self.store.set_flag(LOCAL_FLAG, "1")
+
+    # ---- engines ------------------------------------------------------------------
+    def forget(self, engine_id: int) -> None:
+        self._configs.pop(engine_id, None)
+
+    async def config(self, key: str) -> EngineConfig:
+        if not key.isdigit():
+            raise NotFound(f"unknown docker host {key!r}", code="unknown_host")
+        engine_id = int(key)
+        cached = self._configs.get(engine_id)
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < CONFIG_TTL:
+            return cached[1]
+        cfg = self.store.config(await self.store.get(engine_id))
+        self._configs[engine_id] = (now, cfg)
+        return cfg
+
+    async def engine(self, key: str) -> tuple[EngineConfig, aiodocker.Docker]:
+        cfg = await self.config(key)
+        assert self.pool is not None, "source not started"
+        return cfg, await self.pool.get(cfg)
+
+    async def drop(self, engine_id: int) -> None:
+        self.forget(engine_id)
+        if self.pool is not None:
+            await self.pool.drop(engine_id)
+
+    async def list_hosts(self) -> list[HostInfo]:
+        return [
+            HostInfo(
+                id=self.host_id(row.id or 0),
+                source=self.name,
+                name=row.name,
+                capabilities=CAPABILITIES,
+                details={"url": row.url},
+            )
+            for row in await self.store.all()
+        ]
+
+    async def probe(self, key: str) -> None:
+        cfg, client = await self.engine(key)
+        with engine_errors(cfg, "probe"):
+            await client.version()
+
+    async def info(self, key: str) -> dict[str, Any]:
+        cfg, client = await self.engine(key)
+        with engine_errors(cfg, "info"):
+            version, info = await asyncio.gather(client.version(), client.system.info())
+        return {
+            "host_id": self.host_id(cfg.id),
+            "name": cfg.name,
+            "engine_version": version.get("Version"),
+            "api_version": version.get("ApiVersion"),
+            "negotiated_api_version": client.api_version.lstrip("v"),
+            "min_api_version": version.get("MinAPIVersion"),
+            "os": version.get("Os"),
+            "arch": version.get("Arch"),
+            "kernel_version": version.get("KernelVersion"),
+            "hostname": info.get("Name"),
+            "containers": info.get("Containers"),
+            "running": info.get("ContainersRunning"),
+            "paused": info.get("ContainersPaused"),
+            "stopped": info.get("ContainersStopped"),
+            "images": info.get("Images"),
+            "cpus": info.get("NCPU"),
+            "mem_total_bytes": info.get("MemTotal"),
+        }
+
+    # ---- containers ---------------------------------------------------------------
+    async def list_containers(self, key: str, all: bool = False) -> list[ContainerSummary]:
+        cfg, client = await self.engine(key)
+        host_id = self.host_id(cfg.id)
+        with engine_errors(cfg, "list"):
+            items = await client.containers.list(all=all)
+        return [summary_from_list(c._container, host_id) for c in items]
+
+    async def _inspect(self, cfg: EngineConfig, client: aiodocker.Docker, ref: str) -> dict:
+        try:
+            with engine_errors(cfg, "inspect"):
+                return await client.containers.container(ref).show()
+        except NotFound:
+            raise NotFound(
+                f"no container {ref!r} on docker host {cfg.name!r}", code="unknown_container"
+            ) from None
+
+    async def get_container(self, key: str, ref: str) -> ContainerDetail:
+        cfg, client = await self.engine(key)
+        data = await self._inspect(cfg, client, ref)
+        stats = None
+        if (data.get("State") or {}).get("Running"):
+            # One sample, computed the way `docker stats` does (the engine fills precpu).
+            try:
+                with engine_errors(cfg, "stats"):
+                    samples = await client.containers.container(data["Id"]).stats(stream=False)
+                stats = stats_from_engine(samples[0] if samples else None)
+            except ApiError as exc:
+                log.info("stats of %s on %s failed: %s", ref, cfg.name, exc.message)
+        return detail_from_inspect(data, self.host_id(cfg.id), stats)
+
+    async def logs(self, key: str, ref: str, options: LogOptions) -> list[LogLine]:
+        out: list[LogLine] = []
+        async for line in self._lines(key, ref, options, follow=False):
+            if line is not None:
+                out.append(line)
+        return out
+
+    def follow_logs(self, key: str, ref: str, options: LogOptions) -> AsyncIterator[LogLine | None]:
+        return self._lines(key, ref, options, follow=True)
+
+    async def _lines(
+        self, key: str, ref: str, options: LogOptions, follow: bool
+    ) -> AsyncIterator[LogLine | None]:
+        cfg, client = await self.engine(key)
+        data = await self._inspect(cfg, client, ref)
+        tty = bool((data.get("Config") or {}).get("Tty"))
+        with engine_errors(cfg, "logs"):
+            async for line in stream_lines(client, data["Id"], tty, options, follow):
+                yield line
+
+    async def action(self, key: str, ref: str, action: str, *, force: bool = False) -> None:
+        cfg, client = await self.engine(key)
+        container = client.containers.container(ref)
+        # stop/restart must finish inside the request timeout: the engine's grace period
+        # is capped just below it (SIGKILL follows, as with `docker stop -t`).
+        grace = max(1, int(self.app[SETTINGS_KEY].host_timeout) - 2)
+        with engine_errors(cfg, action):
+            if action == "start":
+                await container.start()
+            elif action == "stop":
+                await container.stop(t=grace)
+            elif action == "restart":
+                await container.restart(t=grace)
+            elif action == "pause":
+                await container.pause()
+            elif action == "unpause":
+                await container.unpause()
+            elif action == "kill":
+                await container.kill()
+            elif action == "remove":
+                await container.delete(force=force)
+            else:
+                raise BadRequest(f"unknown action {action!r}")
+
+    async def exec(
+        self, key: str, ref: str, cmd: list[str], *, cols: int = 80, rows: int = 24
+    ) -> ExecSession:
+        cfg, client = await self.engine(key)
+        data = await self._inspect(cfg, client, ref)
+        if not (data.get("State") or {}).get("Running"):
+            raise Conflict(f"container {ref!r} is not running", code="not_running")
+        with engine_errors(cfg, "exec"):
+            return await DockerExecSession.start(client, data["Id"], cmd, cols, rows)
