@@ -1,0 +1,1 @@
+"""Alembic revisions of the ``example`` lineage (version table ``alembic_version_example``)."""

@@ -1,0 +1,164 @@
+"""One test per hook of ``archnest.hookspecs``, each through a real, started app.
+
+Test names are ``test_<hook name>...``: the contract test (test_contract.py) looks for
+them, so a hook added without a test of its own fails the suite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import aiohttp_jinja2
+import sqlalchemy as sa
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from archnest import DB_KEY, PM_KEY, SOURCES_KEY, Settings, create_app
+
+from .hookplugin import HookPlugin
+
+
+async def test_archnest_host_sources(
+    archnest_client: TestClient,
+    hook_plugin: HookPlugin,
+    admin_headers: dict[str, str],
+    viewer_headers: dict[str, str],
+) -> None:
+    # The source was started with the app and is reachable through the unified routes.
+    assert "source-start" in hook_plugin.events
+    assert archnest_client.app[SOURCES_KEY]["hooktest"].plugin_name == "hookplugin"
+    hosts = await (await archnest_client.get("/api/hosts", headers=viewer_headers)).json()
+    mine = [h for h in hosts if h["source"] == "hooktest"]
+    assert mine == [
+        {
+            "id": "hooktest:one",
+            "source": "hooktest",
+            "name": "memory host",
+            "status": "ok",
+            "error": None,
+            "capabilities": {"manage": False, "exec": False, "logs": False, "stats": False},
+            "details": {},
+        }
+    ]
+    resp = await archnest_client.get("/api/hosts/hooktest:one/containers", headers=viewer_headers)
+    assert resp.status == 200
+    assert [c["name"] for c in await resp.json()] == ["web"]
+    # Capabilities are honoured: a read-only source refuses actions, even for an admin.
+    resp = await archnest_client.post(
+        "/api/hosts/hooktest:one/containers/web/stop", headers=admin_headers
+    )
+    assert resp.status == 501
+    assert (await resp.json())["error"]["code"] == "not_supported"
+    await archnest_client.close()
+    assert "source-close" in hook_plugin.events
+
+
+async def test_archnest_routes(
+    archnest_client: TestClient, admin_headers: dict[str, str], viewer_headers: dict[str, str]
+) -> None:
+    # The route table decides who may call a plugin route; the plugin wrote no auth code.
+    assert (await archnest_client.get("/api/hooktest/items")).status == 401
+    resp = await archnest_client.get("/api/hooktest/items", headers=viewer_headers)
+    assert resp.status == 200 and await resp.json() == {"read": True}
+    assert (await archnest_client.post("/api/hooktest/items")).status == 401
+    assert (await archnest_client.post("/api/hooktest/items", headers=viewer_headers)).status == 403
+    resp = await archnest_client.post("/api/hooktest/items", headers=admin_headers)
+    assert resp.status == 200 and await resp.json() == {"written": True}
+
+
+async def test_archnest_cleanup_ctx(archnest_client: TestClient, hook_plugin: HookPlugin) -> None:
+    # Plugin contexts start after the database (so the DB is usable) and stop before it.
+    assert hook_plugin.events[:2] == ["ctx-start", "source-start"]
+    assert DB_KEY in archnest_client.app
+    await archnest_client.close()
+    assert hook_plugin.events[-2:] == ["source-close", "ctx-stop"]
+
+
+async def _tables(client_or_app: web.Application) -> set[str]:
+    async with client_or_app[DB_KEY].engine.connect() as conn:
+        return set(await conn.run_sync(lambda c: sa.inspect(c).get_table_names()))
+
+
+async def test_archnest_migrations(
+    aiohttp_client: Callable[..., Awaitable[TestClient]],
+    archnest_client: TestClient,
+    archnest_settings: Settings,
+) -> None:
+    tables = await _tables(archnest_client.app)
+    assert {"hooktest_items", "alembic_version_hooktest", "users"} <= tables
+    async with archnest_client.app[DB_KEY].engine.connect() as conn:
+        rev = await conn.scalar(sa.text("SELECT version_num FROM alembic_version_hooktest"))
+    assert rev == "hooktest_0001"
+    await archnest_client.close()
+
+    # The plugin removed: the same database still migrates and the app starts.
+    app = create_app(archnest_settings)
+    client = await aiohttp_client(app)
+    assert (await client.get("/healthz")).status == 200
+    assert "hooktest" not in {lin.name for lin in _lineages(app)}
+    assert "hooktest_items" in await _tables(app)  # left alone, never dropped
+
+
+def _lineages(app: web.Application) -> list:
+    return [lin for lin in app[PM_KEY].hook.archnest_migrations() if lin is not None]
+
+
+async def test_archnest_assets(archnest_client: TestClient, viewer_headers: dict[str, str]) -> None:
+    resp = await archnest_client.get("/hooktest/page", headers=viewer_headers)
+    assert resp.status == 200
+    html = await resp.text()
+    assert '<p id="hooktest-page">a namespaced plugin template</p>' in html
+    assert "/static/core/app.css" in html  # it extended the core's base layout
+    resp = await archnest_client.get("/static/hooktest/hello.txt", headers=viewer_headers)
+    assert resp.status == 200
+    assert await resp.text() == "static file of the hooktest plugin\n"
+
+
+async def test_archnest_nav_items(
+    archnest_client: TestClient, admin_headers: dict[str, str], viewer_headers: dict[str, str]
+) -> None:
+    viewer_page = await (await archnest_client.get("/hooktest/page", headers=viewer_headers)).text()
+    assert '<a href="/hooktest/page" aria-current="page">Hook test</a>' in viewer_page
+    assert "/containers" in viewer_page  # the core's own item, from the same hook
+    assert "Hook admin" not in viewer_page  # admin_only items are filtered per user
+    admin_page = await (await archnest_client.get("/hooktest/page", headers=admin_headers)).text()
+    assert '<a href="/hooktest/admin">Hook admin</a>' in admin_page
+
+
+async def test_archnest_container_panels(
+    archnest_client: TestClient, hook_plugin: HookPlugin, viewer_headers: dict[str, str]
+) -> None:
+    app = archnest_client.app
+
+    # Renders what the hook returns for a container served by the real source, the way
+    # the container detail view does.
+    async def detail(request: web.Request) -> web.Response:
+        source = request.app[SOURCES_KEY]["hooktest"]
+        host = (await source.list_hosts())[0]
+        container = await source.get_container("one", "web")
+        panels = app[PM_KEY].hook.archnest_container_panels(
+            request=request, host=host, container=container
+        )
+        html = [
+            aiohttp_jinja2.render_string(p.template, request, p.context)
+            for group in panels
+            for p in group
+        ]
+        return web.Response(text="".join(html), content_type="text/html")
+
+    app.router._frozen = False  # a test-only route on the started app
+    app.router.add_get("/hooktest/detail", detail)
+    resp = await archnest_client.get("/hooktest/detail", headers=viewer_headers)
+    assert resp.status == 200
+    assert '<div id="hooktest-panel-body">panel for web</div>' in await resp.text()
+    assert "panels:hooktest:one:web" in hook_plugin.events
+
+
+async def test_archnest_plugin_info(
+    archnest_client: TestClient, viewer_headers: dict[str, str]
+) -> None:
+    plugins = await (await archnest_client.get("/api/plugins", headers=viewer_headers)).json()
+    mine = [p for p in plugins if p["name"] == "hookplugin"]
+    assert len(mine) == 1
+    assert mine[0]["info"] == {"purpose": "hook tests", "tables": ["hooktest_items"]}
+    assert mine[0]["sources"] == ["hooktest"]
+    assert mine[0]["core"] is False
