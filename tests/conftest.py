@@ -66,3 +66,20 @@ async def testenv_pg_url(testenv: TestEnv) -> AsyncIterator[str]:
         yield url
     finally:
         await testenv.adrop_database(name)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _database_backend(request: pytest.FixtureRequest) -> Iterator[None]:
+    """ARCHNEST_TEST_DB=postgres runs every app test on the environment's PostgreSQL.
+
+    ``archnest.testing`` then creates a fresh database per test from this server URL.
+    """
+    if os.environ.get("ARCHNEST_TEST_DB", "sqlite") != "postgres":
+        yield
+        return
+    env: TestEnv = request.getfixturevalue("testenv")
+    os.environ["ARCHNEST_TEST_DATABASE_URL"] = env.pg_url
+    try:
+        yield
+    finally:
+        os.environ.pop("ARCHNEST_TEST_DATABASE_URL", None)
