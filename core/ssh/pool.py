@@ -1,0 +1,287 @@
+"""The SSH connection pool: one long-lived connection per target, many channels on it.
+
+Every command is its own channel on the pooled connection, so a warm request costs a
+channel open plus the remote command, never a TCP + key exchange + auth round trip.
+
+Reconnect policy: when the pooled connection turns out to be gone (sshd restarted, the
+network dropped, keepalive gave up), the command is retried once on a fresh connection.
+Reads are idempotent. Container actions are retried too: ``docker start/stop/restart/
+pause/unpause/kill/rm`` on a container already in the wanted state either succeeds or
+fails with a clear "already ..." error, which is what a user would get by clicking twice.
+Long-lived streams (followed logs, exec) are only retried while opening the channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+import asyncssh
+
+from ..errors import HostTimeout
+from .connect import (
+    ConnectSpec,
+    SshUnreachable,
+    close_all,
+    connect_chain,
+    fingerprint,
+    key_line,
+    scan_host_key,
+)
+
+log = logging.getLogger("archnest.ssh")
+
+ChainLoader = Callable[[int], Awaitable[list[ConnectSpec]]]
+
+# A lost connection shows up as any of these when a channel is opened or used.
+_LOST = (
+    asyncssh.ConnectionLost,
+    asyncssh.DisconnectError,
+    asyncssh.ChannelOpenError,
+    BrokenPipeError,
+    ConnectionResetError,
+)
+
+
+@dataclass
+class SshResult:
+    exit_status: int
+    stdout: bytes
+    stderr: bytes
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0
+
+
+class _Entry:
+    def __init__(self, max_commands: int) -> None:
+        self.lock = asyncio.Lock()
+        self.conns: list[asyncssh.SSHClientConnection] = []
+        self.chain_ids: tuple[int, ...] = ()
+        self.spec: ConnectSpec | None = None
+        self.commands = asyncio.Semaphore(max_commands)
+        self.active = 0
+        self.connects = 0
+        self.last_used = time.monotonic()
+
+    @property
+    def conn(self) -> asyncssh.SSHClientConnection | None:
+        return self.conns[-1] if self.conns else None
+
+    def alive(self) -> bool:
+        return bool(self.conns) and not any(c.is_closed() for c in self.conns)
+
+
+class PooledProcess:
+    """A remote process on a pooled connection; ``close()`` ends the channel."""
+
+    def __init__(self, proc: asyncssh.SSHClientProcess, release: Callable[[], None]) -> None:
+        self.proc = proc
+        self._release: Callable[[], None] | None = release
+
+    async def close(self) -> None:
+        self.proc.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.proc.wait_closed(), 5)
+        if self._release is not None:
+            self._release()
+            self._release = None
+
+
+class SshPool:
+    """Pooled connections keyed by target id.
+
+    ``load_chain(target_id)`` returns the hops and the target (target last). Limits:
+    ``max_commands`` concurrent short commands per target (sshd's default MaxSessions is
+    10, and followed logs / terminals need channels too); connect and command timeouts;
+    connections idle for ``idle_seconds`` are closed.
+    """
+
+    def __init__(
+        self,
+        load_chain: ChainLoader,
+        *,
+        connect_timeout: float = 10.0,
+        command_timeout: float = 30.0,
+        keepalive: float = 15.0,
+        idle_seconds: float = 300.0,
+        max_commands: int = 4,
+    ) -> None:
+        self._load_chain = load_chain
+        self.connect_timeout = connect_timeout
+        self.command_timeout = command_timeout
+        self.keepalive = keepalive
+        self.idle_seconds = idle_seconds
+        self.max_commands = max_commands
+        self._entries: dict[int, _Entry] = {}
+        self._reaper: asyncio.Task | None = None
+        # Totals, so tests can prove a request never reached SSH.
+        self.connects = 0
+        self.channels_opened = 0
+
+    async def start(self) -> None:
+        if self._reaper is None:
+            self._reaper = asyncio.create_task(self._reap_idle())
+
+    async def close(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+            await asyncio.gather(self._reaper, return_exceptions=True)
+            self._reaper = None
+        for entry in self._entries.values():
+            close_all(entry.conns)
+            entry.conns = []
+        self._entries.clear()
+
+    def forget(self, target_id: int) -> None:
+        """Close every connection that goes through ``target_id`` (after an edit/delete)."""
+        for tid, entry in list(self._entries.items()):
+            if target_id in entry.chain_ids or tid == target_id:
+                close_all(entry.conns)
+                del self._entries[tid]
+
+    def connection_info(self, target_id: int) -> dict | None:
+        """Facts about the pooled connection (local port for direct ones), or None."""
+        entry = self._entries.get(target_id)
+        if entry is None or not entry.alive():
+            return None
+        sock = entry.conns[0].get_extra_info("sockname")
+        return {
+            "connects": entry.connects,
+            "active": entry.active,
+            "hops": len(entry.conns) - 1,
+            "local_port": sock[1] if sock and len(entry.conns) == 1 else None,
+        }
+
+    async def _connection(self, target_id: int) -> tuple[_Entry, asyncssh.SSHClientConnection]:
+        entry = self._entries.get(target_id)
+        if entry is None:
+            entry = self._entries[target_id] = _Entry(self.max_commands)
+        async with entry.lock:
+            if not entry.alive():
+                close_all(entry.conns)
+                entry.conns = []
+                chain = await self._load_chain(target_id)
+                entry.conns = await connect_chain(
+                    chain, connect_timeout=self.connect_timeout, keepalive=self.keepalive
+                )
+                entry.spec = chain[-1]
+                entry.chain_ids = tuple(s.id for s in chain)
+                entry.connects += 1
+                self.connects += 1
+            entry.last_used = time.monotonic()
+            return entry, entry.conns[-1]
+
+    def _drop(self, entry: _Entry, conn: asyncssh.SSHClientConnection) -> None:
+        if entry.conn is conn:
+            close_all(entry.conns)
+            entry.conns = []
+
+    async def spec(self, target_id: int) -> ConnectSpec:
+        """The target's settings (sudo etc.), connecting if needed."""
+        entry, _ = await self._connection(target_id)
+        assert entry.spec is not None
+        return entry.spec
+
+    async def run(self, target_id: int, command: str, *, limit: float | None = None) -> SshResult:
+        """Run one command on its own channel; stdout and stderr are kept apart."""
+        timeout = limit or self.command_timeout
+        for attempt in (0, 1):
+            entry, conn = await self._connection(target_id)
+            async with entry.commands:
+                entry.active += 1
+                proc = None
+                try:
+                    self.channels_opened += 1
+                    proc = await conn.create_process(command, encoding=None)
+                    done = await asyncio.wait_for(proc.wait(check=False), timeout)
+                    status = done.exit_status if done.exit_status is not None else -1
+                    return SshResult(status, done.stdout or b"", done.stderr or b"")
+                except _LOST as exc:
+                    self._drop(entry, conn)
+                    if attempt:
+                        raise SshUnreachable(f"connection lost: {exc}") from exc
+                    log.info("ssh target %s: connection lost, reconnecting", target_id)
+                except TimeoutError as exc:
+                    verb = " ".join(command.split()[:3])
+                    raise HostTimeout(f"{verb!r} did not finish within {timeout:g}s") from exc
+                finally:
+                    if proc is not None:
+                        proc.close()
+                    entry.active -= 1
+                    entry.last_used = time.monotonic()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def open_process(
+        self,
+        target_id: int,
+        command: str,
+        *,
+        term_type: str | None = None,
+        term_size: tuple[int, int] | None = None,
+    ) -> PooledProcess:
+        """A long-lived process (followed logs, a terminal); the caller must close it."""
+        for attempt in (0, 1):
+            entry, conn = await self._connection(target_id)
+            try:
+                self.channels_opened += 1
+                proc = await conn.create_process(
+                    command, encoding=None, term_type=term_type, term_size=term_size
+                )
+            except _LOST as exc:
+                self._drop(entry, conn)
+                if attempt:
+                    raise SshUnreachable(f"connection lost: {exc}") from exc
+                continue
+            entry.active += 1
+
+            def release(entry: _Entry = entry) -> None:
+                entry.active -= 1
+                entry.last_used = time.monotonic()
+
+            return PooledProcess(proc, release)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @contextlib.asynccontextmanager
+    async def process(self, target_id: int, command: str) -> AsyncIterator[PooledProcess]:
+        proc = await self.open_process(target_id, command)
+        try:
+            yield proc
+        finally:
+            await proc.close()
+
+    async def scan(self, target_id: int) -> dict:
+        """The key the target presents (through its pinned jump hops), trusting nothing."""
+        chain = await self._load_chain(target_id)
+        hops = await connect_chain(
+            chain[:-1], connect_timeout=self.connect_timeout, keepalive=self.keepalive
+        )
+        try:
+            key = await scan_host_key(
+                chain[-1], hops[-1] if hops else None, connect_timeout=self.connect_timeout
+            )
+        finally:
+            close_all(hops)
+        line = key_line(key)
+        return {
+            "host_key": line,
+            "algorithm": key.get_algorithm(),
+            "fingerprint": fingerprint(key),
+            "trusted": line in chain[-1].host_keys,
+        }
+
+    async def _reap_idle(self) -> None:
+        interval = max(1.0, min(30.0, self.idle_seconds / 2))
+        while True:
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            for entry in list(self._entries.values()):
+                idle = now - entry.last_used > self.idle_seconds
+                if idle and entry.active == 0 and entry.conns and not entry.lock.locked():
+                    close_all(entry.conns)
+                    entry.conns = []
