@@ -54,6 +54,15 @@ from .plugins import hookimpl
 from .secrets import MASK, SecretBox, is_secret_name, mask_env
 from .settings import Settings
 from .sources import Capabilities, ExecSession, HostInfo, HostSource, LogOptions, NotSupported
+from .ssh import (
+    SSH_POOL_KEY,
+    HostKeyNotTrusted,
+    PooledProcess,
+    SshPool,
+    SshResult,
+    SshUnreachable,
+)
+from .ssh.targets import list_targets as list_ssh_targets
 
 __version__ = "0.1.0"
 
@@ -66,6 +75,7 @@ __all__ = [
     "SECRETS_KEY",
     "SETTINGS_KEY",
     "SOURCES_KEY",
+    "SSH_POOL_KEY",
     "ApiError",
     "Assets",
     "BadRequest",
@@ -80,6 +90,7 @@ __all__ = [
     "Forbidden",
     "HostError",
     "HostInfo",
+    "HostKeyNotTrusted",
     "HostSource",
     "HostTimeout",
     "LogLine",
@@ -92,9 +103,13 @@ __all__ = [
     "NotSupported",
     "Panel",
     "PayloadTooLarge",
+    "PooledProcess",
     "Port",
     "SecretBox",
     "Settings",
+    "SshPool",
+    "SshResult",
+    "SshUnreachable",
     "Stats",
     "Unauthorized",
     "add_container_routes",
@@ -104,6 +119,7 @@ __all__ = [
     "hookimpl",
     "is_secret_name",
     "iso_utc",
+    "list_ssh_targets",
     "make_exec_handler",
     "mask_env",
     "normalise_state",
