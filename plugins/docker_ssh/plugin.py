@@ -1,0 +1,48 @@
+"""Hook implementations of the ``docker_ssh`` plugin (entry point
+``docker_ssh = "archnest_docker_ssh.plugin"``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from archnest import (
+    SOURCES_KEY,
+    HostSource,
+    add_container_routes,
+    hookimpl,
+    make_exec_handler,
+)
+
+from . import __version__
+from .source import SshDockerSource
+
+PREFIX = "/api/docker-ssh"
+
+
+def _resolve(request: web.Request) -> tuple[HostSource, str]:
+    key = request.match_info.get("id") or request.query.get("host", "")
+    source = request.app[SOURCES_KEY]["ssh"]
+    return source, key
+
+
+async def list_hosts(request: web.Request) -> web.Response:
+    hosts = await request.app[SOURCES_KEY]["ssh"].list_hosts()
+    return web.json_response([h.model_dump(mode="json") for h in hosts])
+
+
+@hookimpl
+def archnest_host_sources(app: web.Application) -> list[HostSource]:
+    return [SshDockerSource(app)]
+
+
+@hookimpl
+def archnest_routes(app: web.Application) -> None:
+    app.router.add_get(PREFIX + "/hosts", list_hosts)
+    add_container_routes(app, PREFIX + "/hosts/{id}", _resolve)
+    app.router.add_get(PREFIX + "/exec", make_exec_handler(_resolve))
+
+
+@hookimpl
+def archnest_plugin_info() -> dict[str, Any]:
+    return {"version": __version__, "sources": ["ssh"], "tables": []}

@@ -1,0 +1,238 @@
+"""The ``ssh`` HostSource: SSH targets flagged ``docker`` are Docker hosts."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from archnest import (
+    DB_KEY,
+    SSH_POOL_KEY,
+    Capabilities,
+    Conflict,
+    ContainerDetail,
+    ContainerSummary,
+    ExecSession,
+    HostError,
+    HostInfo,
+    HostSource,
+    LogLine,
+    LogOptions,
+    NotFound,
+    PooledProcess,
+    SshPool,
+    SshResult,
+    detail_from_inspect,
+    list_ssh_targets,
+)
+
+from . import commands
+from .parse import make_line, merge_logs, parse_ps, parse_stats, split_timestamp
+
+CAPABILITIES = Capabilities(manage=True, exec=True, logs=True, stats=True)
+_CONFLICT_HINTS = (
+    "is not running",
+    "is already paused",
+    "is not paused",
+    "is paused",
+    "cannot remove a running container",
+    "cannot kill container",
+    "cannot stop container",
+    "is restarting",
+)
+
+
+def check(result: SshResult, ref: str | None = None) -> SshResult:
+    """Map a failed docker CLI run to the API error a user can act on."""
+    if result.ok:
+        return result
+    err = result.stderr.decode(errors="replace").strip()
+    low = err.lower()
+    if "no such container" in low or "no such object" in low:
+        raise NotFound(f"no container {ref!r} on this host", code="unknown_container")
+    if "sudo:" in low and "password" in low:
+        raise HostError("sudo needs a password for docker; allow it with NOPASSWD")
+    if result.exit_status == 127 or "command not found" in low:
+        raise HostError("docker is not on the remote PATH", code="docker_missing")
+    if "permission denied" in low and "docker" in low:
+        raise HostError(
+            "the SSH user may not use docker (add it to the docker group or set sudo)",
+            code="docker_permission",
+        )
+    if any(hint in low for hint in _CONFLICT_HINTS):
+        raise Conflict(err[:300] or "conflict", code="container_state")
+    raise HostError(err[:300] or f"docker exited with status {result.exit_status}")
+
+
+class SshExecSession(ExecSession):
+    """``docker exec -it`` on a PTY channel of the pooled connection."""
+
+    def __init__(self, source: SshDockerSource, target: int, ref: str, tag: str) -> None:
+        self._source, self._target, self._ref, self._tag = source, target, ref, tag
+        self._proc: PooledProcess | None = None
+        self._closed = False
+
+    async def open(self, shell: str, cols: int, rows: int) -> None:
+        sudo = await self._source.sudo(self._target)
+        self._proc = await self._source.pool.open_process(
+            self._target,
+            commands.exec_tty(sudo, self._ref, shell, self._tag),
+            term_type="xterm-256color",
+            term_size=(cols, rows),
+        )
+
+    async def read(self) -> bytes:
+        assert self._proc is not None
+        try:
+            return await self._proc.proc.stdout.read(65536)
+        except Exception:
+            return b""
+
+    async def write(self, data: bytes) -> None:
+        if self._proc is not None and not self._closed:
+            self._proc.proc.stdin.write(data)
+
+    async def resize(self, cols: int, rows: int) -> None:
+        if self._proc is not None and not self._closed:
+            self._proc.proc.change_terminal_size(cols, rows)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._proc is not None:
+            await self._proc.close()
+        # Closing the channel ends the docker CLI, not the process inside the
+        # container: end that (and its children) by the session's tag.
+        sudo = await self._source.sudo(self._target)
+        with contextlib.suppress(Exception):
+            await self._source.pool.run(
+                self._target, commands.exec_kill(sudo, self._ref, self._tag), limit=10
+            )
+
+
+class SshDockerSource(HostSource):
+    name = "ssh"
+    label = "Docker over SSH"
+    capabilities = CAPABILITIES
+
+    def __init__(self, app: web.Application) -> None:
+        self._app = app
+
+    @property
+    def pool(self) -> SshPool:
+        return self._app[SSH_POOL_KEY]
+
+    @staticmethod
+    def target(key: str) -> int:
+        if not key.isdigit() or len(key) > 12:
+            raise NotFound(f"unknown ssh host {key!r}", code="unknown_host")
+        return int(key)
+
+    async def sudo(self, target: int) -> bool:
+        spec = await self.pool.spec(target)
+        if not spec.docker:
+            raise NotFound(f"ssh target {target} is not a docker host", code="unknown_host")
+        return spec.sudo
+
+    async def docker(self, key: str, build, *args, ref: str | None = None, **kw) -> SshResult:  # type: ignore[no-untyped-def]
+        """Run one command built by ``commands`` and check its outcome."""
+        target = self.target(key)
+        sudo = await self.sudo(target)
+        return check(await self.pool.run(target, build(sudo, *args, **kw)), ref)
+
+    async def list_hosts(self) -> list[HostInfo]:
+        return [
+            HostInfo(
+                id=self.host_id(t.id),  # type: ignore[arg-type]
+                source=self.name,
+                name=t.name,
+                capabilities=CAPABILITIES,
+                details={"host": t.host, "port": t.port, "username": t.username, "jump": t.jump},
+            )
+            for t in await list_ssh_targets(self._app[DB_KEY], docker_only=True)
+        ]
+
+    async def probe(self, key: str) -> None:
+        await self.docker(key, commands.version)
+
+    async def list_containers(self, key: str, all: bool = False) -> list[ContainerSummary]:
+        result = await self.docker(key, commands.ps, all)
+        return parse_ps(result.stdout, self.host_id(key))
+
+    async def get_container(self, key: str, ref: str) -> ContainerDetail:
+        inspect, stats = await asyncio.gather(
+            self.docker(key, commands.inspect, ref, ref=ref),
+            self.docker(key, commands.stats, ref, ref=ref),
+            return_exceptions=True,
+        )
+        if isinstance(inspect, BaseException):
+            raise inspect
+        try:
+            data = json.loads(inspect.stdout)[0]
+        except (ValueError, IndexError, KeyError) as exc:
+            raise HostError("docker inspect returned unreadable output") from exc
+        sample = None
+        if isinstance(stats, SshResult) and data.get("State", {}).get("Running"):
+            sample = parse_stats(stats.stdout.decode(errors="replace").strip())
+        return detail_from_inspect(data, self.host_id(key), sample)
+
+    async def logs(self, key: str, ref: str, options: LogOptions) -> list[LogLine]:
+        result = await self.docker(
+            key, commands.logs, ref, tail=options.tail, since=options.since, ref=ref
+        )
+        return merge_logs(result.stdout, result.stderr, timestamps=options.timestamps)
+
+    async def follow_logs(
+        self, key: str, ref: str, options: LogOptions
+    ) -> AsyncIterator[LogLine | None]:
+        await self.docker(key, commands.container_id, ref, ref=ref)  # NotFound before streaming
+        yield None
+        target = self.target(key)
+        cmd = commands.logs(
+            await self.sudo(target), ref, tail=options.tail, since=options.since, follow=True
+        )
+        queue: asyncio.Queue[LogLine | None] = asyncio.Queue(maxsize=1000)
+
+        async def pump(reader, stream: str) -> None:  # type: ignore[no-untyped-def]
+            try:
+                async for raw in reader:
+                    ts, text = split_timestamp(raw.decode(errors="replace").rstrip("\n"))
+                    await queue.put(make_line(stream, ts if options.timestamps else None, text))
+            finally:
+                await queue.put(None)
+
+        async with self.pool.process(target, cmd) as proc:
+            tasks = [
+                asyncio.create_task(pump(proc.proc.stdout, "stdout")),
+                asyncio.create_task(pump(proc.proc.stderr, "stderr")),
+            ]
+            try:
+                open_streams = 2
+                while open_streams:
+                    line = await queue.get()
+                    if line is None:
+                        open_streams -= 1
+                    else:
+                        yield line
+            finally:
+                for t in tasks:
+                    t.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def action(self, key: str, ref: str, action: str, *, force: bool = False) -> None:
+        await self.docker(key, commands.action, ref, action, force=force, ref=ref)
+
+    async def exec(
+        self, key: str, ref: str, cmd: list[str], *, cols: int = 80, rows: int = 24
+    ) -> ExecSession:
+        if len(cmd) != 1 or cmd[0] not in commands.SHELLS:
+            raise HostError("only an interactive shell can be started")
+        await self.docker(key, commands.container_id, ref, ref=ref)
+        session = SshExecSession(self, self.target(key), ref, secrets.token_hex(16))
+        await session.open(cmd[0], cols, rows)
+        return session
