@@ -246,6 +246,9 @@ def make_auth_middleware(
         role = required_role(request.method, real_handler)
         if route is not None and route.resource is None:
             role = None  # 404/405 system routes: let aiohttp answer them
+        if route is not None and isinstance(route.resource, web.StaticResource):
+            # CSS/JS/fonts (GET/HEAD only): the login page needs them before anyone signs in.
+            role = None
         db = get_db(request)
         user: User | None = None
         kind = None
