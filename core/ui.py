@@ -1,22 +1,202 @@
-"""Server-rendered pages of the Containers UI."""
+"""Server-rendered pages of the Containers UI and the HTML partials htmx swaps in.
+
+The partials call the same ``HostSource`` methods as the JSON routes under
+``/api/hosts``; they are viewer-level GETs. A host failure is rendered as an inline
+error (status 200) so htmx swaps it in instead of silently keeping stale content.
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable
 from typing import Any
 
 import aiohttp_jinja2
+import jinja2
 from aiohttp import web
+from markupsafe import Markup
+
+from .auth import current_user
+from .containers import ContainerDetail, validate_ref
+from .errors import ApiError, NotFound
+from .hosts import list_all_hosts, resolve_host_id, with_timeout
+from .keys import PM_KEY, SOURCES_KEY
+from .plugin_types import Panel
+from .plugins import flatten
+from .sources import HostInfo, HostSource
+from .ui_format import install_filters
+
+log = logging.getLogger("archnest.ui")
+
+# Host statuses in the order the selector sorts them within a source group.
+STATUS_ORDER = {"ok": 0, "stale": 1, "unknown": 2, "error": 3}
+MANAGE_ACTIONS = ("start", "stop", "restart", "pause", "unpause", "remove")
 
 
 async def index(request: web.Request) -> web.Response:
     raise web.HTTPFound("/containers")
 
 
-@aiohttp_jinja2.template("core/home.html")
+def _is_admin(request: web.Request) -> bool:
+    user = current_user(request)
+    return bool(user and user.role == "admin")
+
+
+@aiohttp_jinja2.template("core/containers.html")
 async def containers_page(request: web.Request) -> dict[str, Any]:
-    return {}
+    # The host id is only echoed into a data attribute (autoescaped); the partials
+    # validate it when they resolve it.
+    return {"current_host": request.query.get("host", "")[:300]}
+
+
+async def _host_info(source: HostSource, host_id: str) -> HostInfo:
+    """The stored facts of one host (no probe: the list was probed already)."""
+    for host in await source.list_hosts():
+        if host.id == host_id:
+            return host
+    raise NotFound(f"unknown host {host_id!r}", code="unknown_host")
+
+
+def _error_fragment(request: web.Request, exc: Exception, what: str) -> web.Response:
+    if isinstance(exc, ApiError):
+        code, message = exc.code, exc.message
+    else:  # a plugin bug stays that host's problem, but it is shown, never swallowed
+        log.warning("%s failed: %r", what, exc)
+        code, message = "internal", f"{type(exc).__name__}: {exc}"
+    return aiohttp_jinja2.render_template(
+        "core/_error.html", request, {"code": code, "message": message, "what": what}
+    )
+
+
+async def _guard(request: web.Request, what: str, coro: Awaitable[web.Response]) -> web.Response:
+    try:
+        return await coro
+    except web.HTTPException:
+        raise
+    except Exception as exc:
+        return _error_fragment(request, exc, what)
+
+
+async def hosts_partial(request: web.Request) -> web.Response:
+    """The host selector: every host of every source, grouped, with status badges."""
+    hosts = await list_all_hosts(request.app)
+    sources: dict[str, HostSource] = request.app[SOURCES_KEY]
+    groups = []
+    for name, source in sources.items():
+        members = sorted(
+            (h for h in hosts if h.source == name),
+            key=lambda h: (STATUS_ORDER.get(h.status, 9), h.name.lower()),
+        )
+        groups.append({"source": name, "label": source.label or name, "hosts": members})
+    return aiohttp_jinja2.render_template(
+        "core/_hosts.html",
+        request,
+        {"groups": groups, "current_host": request.query.get("host", "")},
+    )
+
+
+async def containers_partial(request: web.Request) -> web.Response:
+    host_id = request.match_info["host_id"]
+    show_all = request.query.get("all", "0") in ("1", "true", "on")
+
+    async def render() -> web.Response:
+        source, key = resolve_host_id(request.app, host_id)
+        host = await _host_info(source, host_id)
+        items = await with_timeout(
+            request.app, source.list_containers(key, all=show_all), host.name
+        )
+        items = sorted(items, key=lambda c: c.name.lower())
+        return aiohttp_jinja2.render_template(
+            "core/_containers.html",
+            request,
+            {"host": host, "containers": items, "show_all": show_all, "ref_of": _ref_of},
+        )
+
+    return await _guard(request, f"containers of {host_id}", render())
+
+
+def _ref_of(container: Any) -> str:
+    """What the UI uses to address a container: its name when valid, else its id."""
+    try:
+        return validate_ref(container.name)
+    except ApiError:
+        return container.id[:64]
+
+
+async def detail_partial(request: web.Request) -> web.Response:
+    host_id = request.match_info["host_id"]
+    ref = request.match_info["ref"]
+
+    async def render() -> web.Response:
+        validate_ref(ref)
+        source, key = resolve_host_id(request.app, host_id)
+        host = await _host_info(source, host_id)
+        detail = await with_timeout(request.app, source.get_container(key, ref), host.name)
+        panels = _plugin_panels(request, host, detail)
+        return aiohttp_jinja2.render_template(
+            "core/_detail.html",
+            request,
+            {
+                "host": host,
+                "c": detail,
+                "ref": ref,
+                "panels": panels,
+                "can_manage": host.capabilities.manage and _is_admin(request),
+                "can_exec": host.capabilities.exec and _is_admin(request),
+                "actions": MANAGE_ACTIONS,
+                "uid": _dom_id(host_id, ref),
+            },
+        )
+
+    return await _guard(request, f"container {ref} on {host_id}", render())
+
+
+def _dom_id(host_id: str, ref: str) -> str:
+    # DOM ids from user-visible strings: keep only characters safe in CSS selectors.
+    raw = f"{host_id}-{ref}"
+    return "c-" + "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in raw)
+
+
+def _plugin_panels(
+    request: web.Request, host: HostInfo, detail: ContainerDetail
+) -> list[dict[str, Any]]:
+    """Render each plugin panel; one broken panel shows its error, the rest still render."""
+    out: list[dict[str, Any]] = []
+    try:
+        panels: list[Panel] = flatten(
+            request.app[PM_KEY].hook.archnest_container_panels(
+                request=request, host=host, container=detail
+            )
+        )
+    except Exception as exc:
+        log.warning("container panel hook failed: %r", exc)
+        return [{"id": "plugin-error", "title": "Plugins", "html": _panel_error(exc)}]
+    for panel in panels:
+        try:
+            if panel.template:
+                env: jinja2.Environment = aiohttp_jinja2.get_env(request.app)
+                # Rendered by the autoescaping environment: already safe HTML.
+                html = Markup(env.get_template(panel.template).render(**panel.context))  # noqa: S704
+            else:
+                # Panel.html is documented as pre-escaped markup from the plugin.
+                html = Markup(panel.html or "")  # noqa: S704
+        except Exception as exc:
+            log.warning("panel %s failed to render: %r", panel.id, exc)
+            html = _panel_error(exc)
+        out.append({"id": panel.id, "title": panel.title, "html": html})
+    return out
+
+
+def _panel_error(exc: Exception) -> Markup:
+    return Markup('<p class="alert alert-error" role="alert">{}</p>').format(
+        f"This panel failed: {type(exc).__name__}: {exc}"
+    )
 
 
 def setup_ui_routes(app: web.Application) -> None:
+    install_filters(aiohttp_jinja2.get_env(app))
     app.router.add_get("/", index)
     app.router.add_get("/containers", containers_page)
+    app.router.add_get("/ui/hosts", hosts_partial)
+    app.router.add_get("/ui/hosts/{host_id}/containers", containers_partial)
+    app.router.add_get("/ui/hosts/{host_id}/containers/{ref}", detail_partial)
