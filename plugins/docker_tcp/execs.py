@@ -21,6 +21,8 @@ from archnest import ExecSession, HostError
 log = logging.getLogger("archnest.docker_tcp")
 
 # $0 is the shell itself, so the wrapper needs nothing but the shell being started.
+# Strong references to close tasks still running after their caller was cancelled.
+_closing: set[asyncio.Task] = set()
 _WRAPPER = 'echo "{marker}$$"; exec "$0"'
 
 
@@ -106,6 +108,15 @@ class DockerExecSession(ExecSession):
         self._closed = True
         with contextlib.suppress(Exception):
             await self._stream.close()
+        # The WebSocket handler is often being cancelled when it closes the session (the
+        # browser went away), so ending the process runs as its own task that a
+        # cancellation of the caller does not interrupt.
+        task = asyncio.create_task(self._end_process_logged())
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)
+        await asyncio.shield(task)
+
+    async def _end_process_logged(self) -> None:
         try:
             await asyncio.wait_for(self._end_process(), 10)
         except Exception as exc:  # the socket is gone either way; say what stayed behind
