@@ -20,7 +20,8 @@ from archnest import (
 )
 
 from .jsonio import dumps, loads
-from .payload import HOST_RE, EnvMasker, ReportInvalid, normalise_report, parse_report
+from .normalise import EnvMasker, normalise_report
+from .payload import HOST_RE, ReportInvalid, parse_report
 from .source import STORE_KEY, AgentHostSource, host_entry
 from .store import HostRow, utc_naive
 

@@ -17,7 +17,7 @@ from archnest import (
 )
 
 from .jsonio import loads
-from .payload import LISTED_BY_DEFAULT, find_container, summary
+from .normalise import LISTED_BY_DEFAULT, find_container, summary
 from .store import HostRow, ReportStore, utc_naive
 
 STORE_KEY = web.AppKey("archnest_docker_agent_store", ReportStore)

@@ -78,6 +78,17 @@ class ReportStore:
             self._insert = postgresql.insert
         else:  # both ON CONFLICT dialects cover what the project supports
             raise RuntimeError(f"docker_agent: unsupported database dialect {dialect!r}")
+        # Built once: constructing the statement costs more than a small batch's rows.
+        stmt = self._insert(_TABLE)
+        excluded = stmt.excluded
+        self._upsert = stmt.on_conflict_do_update(
+            index_elements=[_TABLE.c.host],
+            set_={
+                **{c.name: excluded[c.name] for c in _TABLE.c if c.name != "host"},
+                # Merged reports of one batch count individually (see _write).
+                "report_count": _TABLE.c.report_count + excluded.report_count,
+            },
+        )
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._writer(), name="docker_agent-writer")
@@ -126,17 +137,8 @@ class ReportStore:
             prev = merged.get(row["host"])
             count = (prev["report_count"] if prev else 0) + row["report_count"]
             merged[row["host"]] = {**row, "report_count": count}
-        stmt = self._insert(_TABLE)
-        excluded = stmt.excluded
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[_TABLE.c.host],
-            set_={
-                **{c.name: excluded[c.name] for c in _TABLE.c if c.name not in ("host",)},
-                "report_count": _TABLE.c.report_count + excluded.report_count,
-            },
-        )
         async with self.engine.begin() as conn:
-            await conn.execute(stmt, list(merged.values()))
+            await conn.execute(self._upsert, list(merged.values()))
 
     async def hosts(self) -> list[HostRow]:
         async with self.engine.connect() as conn:

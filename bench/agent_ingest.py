@@ -1,0 +1,309 @@
+"""Agent ingest benchmark: sustained reports/s of a 50-container snapshot.
+
+Starts the real app (same factory, real migrations) in a child process on 127.0.0.1,
+then several concurrent senders POST schema-1 reports over loopback, bounded both in
+count and in time. Afterwards the database itself is asked how many reports were
+stored (``SUM(report_count)``): every 204 must be there ("lost" = 204s not in the DB).
+
+    python bench/agent_ingest.py                          # SQLite in a temp dir
+    python bench/agent_ingest.py --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/postgres
+    python bench/agent_ingest.py --testenv-pg             # PostgreSQL of tests/testenv
+
+For PostgreSQL a throw-away database is created on that server and dropped after.
+Nothing is written outside a temporary directory; traffic goes to 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # for tests.agent.payloads (the shared report builder)
+
+TOKEN = "bench-agent-token-" + uuid.uuid4().hex
+
+
+# --- server side (child process) -----------------------------------------------------
+
+
+def serve(args: argparse.Namespace) -> None:
+    import logging
+
+    from aiohttp import web
+    from archnest import Settings, create_app
+
+    logging.basicConfig(level=logging.WARNING)
+    settings = Settings(
+        data_dir=Path(args.data_dir),
+        database_url=args.database_url,
+        secret_key="bench-secret-key",
+        agent_token=os.environ["BENCH_AGENT_TOKEN"],
+        admin_password="bench-admin-password",
+        add_local_docker=False,
+    )
+
+    async def main() -> None:
+        runner = web.AppRunner(create_app(settings), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
+        await site.start()
+        port = runner.addresses[0][1]
+        Path(args.port_file).write_text(str(port))
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        import signal
+
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        await stop.wait()
+        await runner.cleanup()  # drains the report writer before the DB closes
+
+    asyncio.run(main())
+
+
+# --- client side ---------------------------------------------------------------------
+
+
+async def _pg_database(server_url: str) -> tuple[str, object]:
+    import asyncpg
+
+    name = "bench_" + uuid.uuid4().hex[:12]
+    raw = server_url.replace("postgresql+asyncpg://", "postgresql://")
+    conn = await asyncpg.connect(raw)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(raw)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    return server_url.rpartition("/")[0] + "/" + name, drop
+
+
+async def _stored_count(url: str) -> tuple[int, int]:
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    text(
+                        "SELECT COUNT(*), COALESCE(SUM(report_count), 0) FROM docker_agent_reports"
+                    )
+                )
+            ).one()
+    finally:
+        await engine.dispose()
+    return int(row[0]), int(row[1])
+
+
+async def _send_all(
+    port: int, bodies: list[bytes], senders: int, total: int, duration: float
+) -> dict:
+    import aiohttp
+
+    url = f"http://127.0.0.1:{port}/api/agents/docker/report"
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    next_index = 0
+    ok = 0
+    errors: dict[str, int] = {}
+    latencies: list[float] = []
+    deadline = time.monotonic() + duration
+    connector = aiohttp.TCPConnector(limit=senders)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def sender() -> None:
+            nonlocal next_index, ok
+            while time.monotonic() < deadline:
+                i = next_index
+                if i >= total:
+                    return
+                next_index += 1
+                t0 = time.perf_counter()
+                try:
+                    async with session.post(
+                        url, data=bodies[i % len(bodies)], headers=headers
+                    ) as r:
+                        await r.read()
+                        status = r.status
+                except aiohttp.ClientError as exc:
+                    errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+                    continue
+                latencies.append(time.perf_counter() - t0)
+                if status == 204:
+                    ok += 1
+                else:
+                    errors[str(status)] = errors.get(str(status), 0) + 1
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(sender() for _ in range(senders)))
+        elapsed = time.perf_counter() - t0
+    latencies.sort()
+    return {
+        "sent": next_index,
+        "ok": ok,
+        "errors": errors,
+        "elapsed_s": round(elapsed, 3),
+        "reports_per_s": round(ok / elapsed, 1) if elapsed else 0.0,
+        "latency_ms_p50": round(statistics.median(latencies) * 1e3, 2) if latencies else None,
+        "latency_ms_p99": round(latencies[int(len(latencies) * 0.99) - 1] * 1e3, 2)
+        if latencies
+        else None,
+    }
+
+
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _wait_port(port_file: Path, proc: subprocess.Popen, timeout: float = 60) -> int:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if port_file.exists() and port_file.read_text().strip():
+            return int(port_file.read_text())
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited early with {proc.returncode}")
+        time.sleep(0.05)
+    raise SystemExit("server did not start in time")
+
+
+async def run(args: argparse.Namespace) -> dict:
+    from tests.agent.payloads import make_report
+
+    drop = None
+    with tempfile.TemporaryDirectory(prefix="archnest-bench-") as tmp:
+        if args.database_url:
+            url, drop = await _pg_database(args.database_url)
+        else:
+            url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
+        port_file = Path(tmp) / "port"
+        env = {**os.environ, "BENCH_AGENT_TOKEN": TOKEN}
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                __file__,
+                "--serve",
+                "--data-dir",
+                str(Path(tmp) / "data"),
+                "--database-url",
+                url,
+                "--port-file",
+                str(port_file),
+            ],
+            env=env,
+            cwd=str(ROOT),
+        )
+        try:
+            port = _wait_port(port_file, proc)
+            bodies = [
+                json.dumps(make_report(f"bench-{h:03d}", args.containers)).encode()
+                for h in range(args.hosts)
+            ]
+            # Warm-up (counted in the DB check, not in the rate).
+            warm = await _send_all(port, bodies, args.senders, args.hosts, 30)
+            server_cpu0, client_cpu0 = _cpu_seconds(proc.pid), time.process_time()
+            result = await _send_all(port, bodies, args.senders, args.reports, args.duration)
+            server_cpu = _cpu_seconds(proc.pid) - server_cpu0
+            client_cpu = time.process_time() - client_cpu0
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+        hosts, stored = await _stored_count(url)
+        if drop is not None:
+            await drop()  # type: ignore[operator]
+    accepted = warm["ok"] + result["ok"]
+    per_report = server_cpu / result["ok"] if result["ok"] else 0.0
+    result.update(
+        # CPU seconds are robust to other load on the machine; the rate is not.
+        server_cpu_ms_per_report=round(per_report * 1e3, 3),
+        server_capacity_per_core=round(1 / per_report, 1) if per_report else None,
+        client_cpu_ms_per_report=round(client_cpu / result["ok"] * 1e3, 3)
+        if result["ok"]
+        else None,
+        load_average=os.getloadavg()[0],
+        database="postgresql" if args.database_url else "sqlite",
+        senders=args.senders,
+        containers_per_report=args.containers,
+        report_bytes=len(bodies[0]),
+        hosts=hosts,
+        stored_reports=stored,
+        accepted_reports=accepted,
+        lost=accepted - stored,
+        server_exit=proc.returncode,
+    )
+    return result
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--reports", type=int, default=5000, help="max reports to send (bound)")
+    p.add_argument("--duration", type=float, default=30.0, help="max seconds of sending (bound)")
+    p.add_argument("--senders", type=int, default=8, help="concurrent senders")
+    p.add_argument("--containers", type=int, default=50, help="containers per report")
+    p.add_argument("--hosts", type=int, default=100, help="distinct reporting hosts")
+    p.add_argument("--database-url", help="PostgreSQL server URL (postgresql+asyncpg://...)")
+    p.add_argument("--testenv-pg", action="store_true", help="use tests/testenv's PostgreSQL")
+    p.add_argument("--json", action="store_true", help="print the result as JSON only")
+    p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--data-dir", help=argparse.SUPPRESS)
+    p.add_argument("--port-file", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.serve:
+        serve(args)
+        return
+    if args.testenv_pg and not args.database_url:
+        args.database_url = _testenv_pg(args)
+    if args.database_url and not args.database_url.startswith("postgresql+asyncpg://"):
+        raise SystemExit(
+            "--database-url must be a postgresql+asyncpg:// URL (SQLite is the default)"
+        )
+    if args.testenv_pg and args._testenv is not None:
+        try:
+            result = asyncio.run(run(args))
+        finally:
+            from tests.testenv import down
+
+            down(args._testenv)
+    else:
+        result = asyncio.run(run(args))
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:>24}: {value}")
+    if result["lost"] or result["errors"] or result["server_exit"] not in (0, None):
+        sys.exit(1)
+
+
+def _testenv_pg(args: argparse.Namespace) -> str:
+    """PostgreSQL from a running testenv (ARCHNEST_TESTENV_FILE) or a fresh one."""
+    from tests.testenv import load, up
+
+    args._testenv = None
+    path = os.environ.get("ARCHNEST_TESTENV_FILE")
+    env = load(path) if path else up()
+    if not path:
+        args._testenv = env
+    return env.pg_url
+
+
+if __name__ == "__main__":
+    main()
