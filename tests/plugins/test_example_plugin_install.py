@@ -14,6 +14,7 @@ from __future__ import annotations
 import http.cookiejar
 import json
 import os
+import secrets
 import shutil
 import site
 import sqlite3
@@ -25,6 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests.testenv import TestEnv
 from tests.testenv.procs import free_port, port_open, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -133,6 +135,23 @@ def _make_venv(root: Path, data_dir: Path) -> Venv:
     return Venv(root, data_dir)
 
 
+def _check_panel(browser: Browser, testenv: TestEnv) -> None:
+    """The plugin's tab in the container detail view, for a container on the real dockerd."""
+    name = f"noted-{secrets.token_hex(4)}"
+    engine = {"name": "testenv", "url": testenv.docker_unix_url}
+    status, body = browser.request("POST", "/api/docker/hosts", engine)
+    assert status == 201, body
+    host_id = json.loads(body)["host_id"]
+    testenv.run_container(name)
+    try:
+        status, html = browser.request("GET", f"/ui/hosts/{host_id}/containers/{name}")
+        assert status == 200, html
+        assert ">Notes</button>" in html and 'data-panel-id="example-notes"' in html
+        assert f"<h3>Notes for {name}</h3>" in html
+    finally:
+        testenv.docker("rm", "-f", name, check=False)
+
+
 def _plugins(venv: Venv) -> set[str]:
     return {p["name"] for p in json.loads(venv.run("archnest", "plugins", "--json").stdout)}
 
@@ -142,7 +161,7 @@ def _tables(db: Path) -> set[str]:
         return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
 
 
-def test_example_plugin_install_use_and_uninstall(tmp_path: Path) -> None:
+def test_example_plugin_install_use_and_uninstall(tmp_path: Path, testenv: TestEnv) -> None:
     src = tmp_path / "src"
     shutil.copytree(ROOT, src, ignore=SKIP_COPY)
     shutil.copytree(EXAMPLE, tmp_path / "example", ignore=SKIP_COPY)
@@ -188,6 +207,7 @@ def test_example_plugin_install_use_and_uninstall(tmp_path: Path) -> None:
         status, page = browser.request("GET", "/containers")
         assert status == 200 and '<a href="/example/notes">Notes</a>' in page
         assert browser.request("GET", "/static/example/example.css")[0] == 200
+        _check_panel(browser, testenv)
 
     # Uninstalled: the app and db upgrade keep working; the plugin's route is gone.
     venv.run("python", "-m", "pip", "uninstall", "-y", "-q", "archnest-example-plugin")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-import aiohttp_jinja2
 import sqlalchemy as sa
 from aiohttp import web
 from aiohttp.test_utils import TestClient
@@ -127,29 +126,16 @@ async def test_archnest_nav_items(
 async def test_archnest_container_panels(
     archnest_client: TestClient, hook_plugin: HookPlugin, viewer_headers: dict[str, str]
 ) -> None:
-    app = archnest_client.app
-
-    # Renders what the hook returns for a container served by the real source, the way
-    # the container detail view does.
-    async def detail(request: web.Request) -> web.Response:
-        source = request.app[SOURCES_KEY]["hooktest"]
-        host = (await source.list_hosts())[0]
-        container = await source.get_container("one", "web")
-        panels = app[PM_KEY].hook.archnest_container_panels(
-            request=request, host=host, container=container
-        )
-        html = [
-            aiohttp_jinja2.render_string(p.template, request, p.context)
-            for group in panels
-            for p in group
-        ]
-        return web.Response(text="".join(html), content_type="text/html")
-
-    app.router._frozen = False  # a test-only route on the started app
-    app.router.add_get("/hooktest/detail", detail)
-    resp = await archnest_client.get("/hooktest/detail", headers=viewer_headers)
+    # The container detail partial of the Containers page, for a container of the real
+    # (test) source: the plugin's tab and its namespaced template are rendered.
+    resp = await archnest_client.get(
+        "/ui/hosts/hooktest:one/containers/web", headers=viewer_headers
+    )
     assert resp.status == 200
-    assert '<div id="hooktest-panel-body">panel for web</div>' in await resp.text()
+    html = await resp.text()
+    assert 'class="tab tab-plugin"' in html and ">Hook tab</button>" in html
+    assert 'data-panel-id="hooktest-panel"' in html
+    assert '<div id="hooktest-panel-body">panel for web</div>' in html
     assert "panels:hooktest:one:web" in hook_plugin.events
 
 
