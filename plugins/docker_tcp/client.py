@@ -19,7 +19,7 @@ import aiodocker
 import aiohttp
 from archnest import Conflict, HostError, HostTimeout, NotFound
 
-from .tlsconf import build_ssl_context, describe_ssl_error
+from .tlsconf import build_ssl_context, client_cert_problem, describe_ssl_error
 
 log = logging.getLogger("archnest.docker_tcp")
 
@@ -128,25 +128,46 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
             todo.append(cert_error)
 
 
+_ERRNO_REASONS = {
+    errno.ECONNREFUSED: "connection refused",
+    errno.ECONNRESET: "connection reset by the engine",
+    errno.ENOENT: "no such socket",
+    errno.EACCES: "permission denied on the socket",
+    errno.EHOSTUNREACH: "host unreachable",
+    errno.ENETUNREACH: "network unreachable",
+}
+
+
 def connection_reason(exc: BaseException) -> str | None:
     """Why a connection failed, or None when ``exc`` is not a connection failure."""
     for cur in _chain(exc):
-        if isinstance(cur, ssl.SSLError):
+        # aiohttp's certificate errors subclass ssl errors without their details.
+        if isinstance(cur, ssl.SSLError) and not isinstance(cur, aiohttp.ClientError):
             return describe_ssl_error(cur)
     for cur in _chain(exc):
-        if isinstance(cur, ConnectionRefusedError):
-            return "connection refused"
-        if isinstance(cur, FileNotFoundError):
-            return "no such socket"
-        if isinstance(cur, PermissionError):
-            return "permission denied on the socket"
-        if isinstance(cur, OSError) and cur.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
-            return "host unreachable"
+        # aiohttp re-raises socket errors as plain OSError: the errno is what is reliable.
+        code = getattr(cur, "errno", None)
+        if code in _ERRNO_REASONS:
+            return _ERRNO_REASONS[code]
         if isinstance(cur, aiohttp.ServerDisconnectedError):
             return "the engine closed the connection"
+    for cur in _chain(exc):
         if isinstance(cur, OSError) and cur.errno is not None:
             return cur.strerror or str(cur)
     return None
+
+
+_REJECTED = ("client certificate", "closed the connection", "reset", "handshake")
+
+
+def tls_hint(cfg: EngineConfig, reason: str) -> str:
+    """Add what is wrong with our client certificate when the engine dropped us."""
+    if not cfg.url.startswith("https://") or not any(w in reason for w in _REJECTED):
+        return reason
+    problem = client_cert_problem(cfg.tls_cert, cfg.tls_ca)
+    if problem is None:
+        return reason
+    return f"the engine rejected our client certificate: {problem} ({reason})"
 
 
 @contextmanager
@@ -157,7 +178,7 @@ def engine_errors(cfg: EngineConfig, what: str = "") -> Iterator[None]:
         yield
     except aiodocker.DockerError as exc:
         if exc.status == 900:  # aiodocker's code for "could not connect"
-            reason = connection_reason(exc) or exc.message
+            reason = tls_hint(cfg, connection_reason(exc) or exc.message)
             raise HostError(f"{where}: {reason}", code="engine_unreachable") from None
         message = str(exc.message).strip() or f"engine error {exc.status}"
         if exc.status == 404:
@@ -168,5 +189,5 @@ def engine_errors(cfg: EngineConfig, what: str = "") -> Iterator[None]:
     except TimeoutError:
         raise HostTimeout(f"{where}: timed out{' (' + what + ')' if what else ''}") from None
     except (aiohttp.ClientError, OSError) as exc:
-        reason = connection_reason(exc) or f"{type(exc).__name__}: {exc}"
+        reason = tls_hint(cfg, connection_reason(exc) or f"{type(exc).__name__}: {exc}")
         raise HostError(f"{where}: {reason}", code="engine_unreachable") from None

@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import ssl
 import tempfile
+from datetime import UTC, datetime
+
+from cryptography import x509
 
 
 def build_ssl_context(
@@ -67,8 +70,8 @@ _ALERTS = {
 def describe_ssl_error(exc: ssl.SSLError) -> str:
     """A short, human reason for a TLS failure, distinguishing whose certificate failed."""
     if isinstance(exc, ssl.SSLCertVerificationError):
-        detail = exc.verify_message or exc.reason or str(exc)
-        code = exc.verify_code
+        detail = getattr(exc, "verify_message", None) or exc.reason or str(exc)
+        code = getattr(exc, "verify_code", None)
         if code == 10 or "expired" in detail:
             return f"the engine's certificate has expired ({detail})"
         if code in (18, 19, 20, 21) or "issuer" in detail or "self-signed" in detail:
@@ -81,3 +84,33 @@ def describe_ssl_error(exc: ssl.SSLError) -> str:
         if key in reason:
             return text
     return f"TLS error: {reason or exc}"
+
+
+def client_cert_problem(cert_pem: str | None, ca_pem: str | None) -> str | None:
+    """Why the engine would refuse our client certificate, as far as we can tell locally.
+
+    Docker's TLS server answers every rejected client certificate with the same alert
+    (or, with TLS 1.3, just drops the connection), so the reason is found here instead.
+    """
+    if not cert_pem:
+        return "no client certificate is configured (Docker's TLS port requires one)"
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem.encode())
+    except ValueError:
+        return "the client certificate is not valid PEM"
+    now = datetime.now(UTC)
+    if cert.not_valid_after_utc < now:
+        return f"our client certificate expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC"
+    if cert.not_valid_before_utc > now:
+        return "our client certificate is not valid yet"
+    if ca_pem:
+        try:
+            ca = x509.load_pem_x509_certificate(ca_pem.encode())
+        except ValueError:
+            return None
+        if cert.issuer != ca.subject:
+            return (
+                f"our client certificate is issued by {cert.issuer.rfc4514_string()!r}, "
+                "a CA the engine does not trust (unknown CA)"
+            )
+    return None
