@@ -28,6 +28,7 @@ from archnest import (
     SshResult,
     detail_from_inspect,
     list_ssh_targets,
+    validate_ref,
 )
 
 from . import commands
@@ -75,6 +76,7 @@ class SshExecSession(ExecSession):
         self._source, self._target, self._ref, self._tag = source, target, ref, tag
         self._proc: PooledProcess | None = None
         self._closed = False
+        self._cleanup: asyncio.Task | None = None
 
     async def open(self, shell: str, cols: int, rows: int) -> None:
         sudo = await self._source.sudo(self._target)
@@ -101,15 +103,20 @@ class SshExecSession(ExecSession):
             self._proc.proc.change_terminal_size(cols, rows)
 
     async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
+        if self._cleanup is None:
+            self._closed = True
+            self._cleanup = asyncio.create_task(self._end())
+        # Shielded: the WebSocket handler is often being cancelled when it closes us,
+        # and the process inside the container must end regardless.
+        await asyncio.shield(self._cleanup)
+
+    async def _end(self) -> None:
         if self._proc is not None:
             await self._proc.close()
         # Closing the channel ends the docker CLI, not the process inside the
         # container: end that (and its children) by the session's tag.
-        sudo = await self._source.sudo(self._target)
         with contextlib.suppress(Exception):
+            sudo = await self._source.sudo(self._target)
             await self._source.pool.run(
                 self._target, commands.exec_kill(sudo, self._ref, self._tag), limit=10
             )
@@ -142,6 +149,8 @@ class SshDockerSource(HostSource):
     async def docker(self, key: str, build, *args, ref: str | None = None, **kw) -> SshResult:  # type: ignore[no-untyped-def]
         """Run one command built by ``commands`` and check its outcome."""
         target = self.target(key)
+        if ref is not None:
+            validate_ref(ref)  # refused before the pool is touched, not just before the run
         sudo = await self.sudo(target)
         return check(await self.pool.run(target, build(sudo, *args, **kw)), ref)
 
@@ -230,6 +239,7 @@ class SshDockerSource(HostSource):
     async def exec(
         self, key: str, ref: str, cmd: list[str], *, cols: int = 80, rows: int = 24
     ) -> ExecSession:
+        validate_ref(ref)
         if len(cmd) != 1 or cmd[0] not in commands.SHELLS:
             raise HostError("only an interactive shell can be started")
         await self.docker(key, commands.container_id, ref, ref=ref)

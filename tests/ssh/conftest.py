@@ -53,7 +53,9 @@ def make_target(
 
 
 @pytest.fixture
-async def chain_target(make_target: TargetMaker, testenv: TestEnv) -> Callable[..., Awaitable[dict]]:
+async def chain_target(
+    make_target: TargetMaker, testenv: TestEnv
+) -> Callable[..., Awaitable[dict]]:
     """A docker target reached through 0, 1 or 2 jump hosts (jump1, then jump2)."""
 
     async def make(hops: int, auth: str = "key") -> dict:
