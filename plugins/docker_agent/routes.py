@@ -96,6 +96,15 @@ async def get_agent_host(request: web.Request) -> web.Response:
     return web.json_response(entry)
 
 
+async def forget_agent_host(request: web.Request) -> web.Response:
+    """DELETE /api/agents/docker/hosts/{host} (admin, by the route table): drop a
+    decommissioned host; a host whose agent still runs comes back with its next report."""
+    host = _host(request)
+    if not await request.app[STORE_KEY].forget(host):
+        raise NotFound(f"no report from agent host {host!r}", code="unknown_host")
+    return web.Response(status=204)
+
+
 def _host(request: web.Request) -> str:
     host = request.match_info["host"]
     if not HOST_RE.fullmatch(host):
@@ -115,5 +124,6 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post(f"{PREFIX}/report", ingest_report)
     app.router.add_get(f"{PREFIX}/hosts", list_agent_hosts)
     app.router.add_get(PREFIX + "/hosts/{host}", get_agent_host)
+    app.router.add_delete(PREFIX + "/hosts/{host}", forget_agent_host)
     # containers, containers/{ref} (and logs/actions, which answer 501: read-only)
     add_container_routes(app, PREFIX + "/hosts/{host}", _resolve)

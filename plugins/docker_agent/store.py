@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -157,3 +157,9 @@ class ReportStore:
             result = await conn.execute(select(_TABLE).where(_TABLE.c.host == host))
             row = result.first()
         return dict(row._mapping) if row else None
+
+    async def forget(self, host: str) -> bool:
+        """Delete a host's report (it reappears if its agent reports again)."""
+        async with self.engine.begin() as conn:
+            result = await conn.execute(delete(_TABLE).where(_TABLE.c.host == host))
+        return bool(result.rowcount)

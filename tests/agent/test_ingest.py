@@ -212,3 +212,16 @@ async def test_concurrent_reports_lose_nothing(archnest_client: TestClient, view
     ).json()
     assert sorted(h["host"] for h in listed) == hosts
     assert sum(h["report_count"] for h in listed) == 60
+
+
+async def test_admin_can_forget_a_host(
+    archnest_client: TestClient, viewer_headers, admin_headers
+) -> None:
+    await _good(archnest_client, viewer_headers)
+    assert (await archnest_client.delete(BASE, headers=viewer_headers)).status == 403
+    assert (await archnest_client.delete(BASE, headers=admin_headers)).status == 204
+    assert (await archnest_client.delete(BASE, headers=admin_headers)).status == 404
+    hosts = await (
+        await archnest_client.get("/api/agents/docker/hosts", headers=viewer_headers)
+    ).json()
+    assert hosts == []
