@@ -107,7 +107,8 @@ async def test_archnest_assets(archnest_client: TestClient, viewer_headers: dict
     html = await resp.text()
     assert '<p id="hooktest-page">a namespaced plugin template</p>' in html
     assert "/static/core/app.css" in html  # it extended the core's base layout
-    resp = await archnest_client.get("/static/hooktest/hello.txt", headers=viewer_headers)
+    # Static files are public (the login page needs CSS before anyone signs in).
+    resp = await archnest_client.get("/static/hooktest/hello.txt")
     assert resp.status == 200
     assert await resp.text() == "static file of the hooktest plugin\n"
 
