@@ -142,7 +142,10 @@ async def browser() -> AsyncIterator[Any]:
         if _in_ci():
             pytest.fail(f"chromium not found at {CHROMIUM}")
         pytest.skip(f"chromium not found at {CHROMIUM} (apt-get install -y chromium)")
-    from playwright.async_api import async_playwright
+    from playwright.async_api import async_playwright, expect
+
+    # Host calls (docker stop, ssh round trips) can take seconds on a busy CI machine.
+    expect.set_options(timeout=20_000)
 
     async with async_playwright() as pw:
         b = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)

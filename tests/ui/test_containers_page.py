@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.async_api import expect
 
 from .conftest import (
+    VIEWER_PASSWORD,
     add_docker_host,
     add_ssh_host,
     login,
@@ -24,8 +27,9 @@ def _make_containers(te) -> None:  # type: ignore[no-untyped-def]
         env={"API_SECRET_TOKEN": "s3cr3t-value", "GREETING": "hello"},
         labels={"com.example.team": "platform"},
         ports=["8080:80"],
+        extra_args=["--stop-timeout", "1"],
     )
-    te.run_container("ui-worker", ["sleep", "3600"])
+    te.run_container("ui-worker", ["sleep", "3600"], extra_args=["--stop-timeout", "1"])
     te.run_container("ui-oneshot", ["true"])  # exits at once: only with "Show stopped"
 
 
@@ -45,8 +49,10 @@ async def _pick_host(page, host_id: str) -> None:  # type: ignore[no-untyped-def
 
 
 async def _open(page, name: str):  # type: ignore[no-untyped-def]
-    await page.locator(f'#container-list .open-container[data-name="{name}"]').click()
-    panel = page.locator(f'.detail[data-name="{name}"]')
+    opener = page.locator(f'#container-list .open-container[data-name="{name}"]')
+    host_id = await opener.get_attribute("data-host")
+    await opener.click()
+    panel = page.locator(f'.detail[data-name="{name}"][data-host="{host_id}"]')
     await expect(panel).to_be_visible()
     return panel
 
@@ -118,5 +124,194 @@ async def test_hosts_of_every_source_tabs_survive_reload(browser, live_app, test
     await expect(agent_detail).to_contain_text("not available from this source")
     await screenshot(page, "agent-read-only")
 
+    assert watch.errors == []
+    await context.close()
+
+
+async def _stop_and_start(page, name: str) -> None:  # type: ignore[no-untyped-def]
+    detail = await _open(page, name)
+    badge = detail.locator(".detail-head .state")
+    await expect(badge).to_have_text("running")
+    await detail.get_by_role("button", name="Stop", exact=True).click()
+    await expect(detail.locator(".detail-head .state")).to_have_text("exited")
+    await expect(detail.locator(".action-result")).to_contain_text("stop")
+    await expect(detail.get_by_role("button", name="Start", exact=True)).to_be_enabled()
+    await detail.get_by_role("button", name="Start", exact=True).click()
+    await expect(detail.locator(".detail-head .state")).to_have_text("running")
+    await expect(detail.locator(".action-result")).to_contain_text("start")
+    # The list behind the tab was refreshed too.
+    await expect(_row(page, name).locator(".state")).to_have_text("running")
+
+
+async def test_admin_stops_and_starts_viewer_sees_no_buttons(
+    browser, live_app, testenv_docker
+) -> None:  # type: ignore[no-untyped-def]
+    te = testenv_docker
+    _make_containers(te)
+    docker_id = await add_docker_host(live_app, te.docker_unix_url)
+    ssh_id = await add_ssh_host(live_app, te)
+
+    context, page, watch = await new_page(browser, live_app)
+    await login(page, "alice", "alice-password-1")
+    await _pick_host(page, docker_id)
+    await _stop_and_start(page, "ui-web")
+    await screenshot(page, "container-actions")
+    await page.get_by_role("tab", name="Containers", exact=True).click()
+    await _pick_host(page, ssh_id)
+    await _stop_and_start(page, "ui-worker")
+    assert te.docker("inspect", "-f", "{{.State.Status}}", "ui-worker") == "running"
+
+    # Remove asks first: dismissing keeps the container, accepting removes it.
+    await page.get_by_role("tab", name="Containers", exact=True).click()
+    await page.get_by_label("Show stopped").check()
+    oneshot = await _open(page, "ui-oneshot")
+    page.once("dialog", lambda d: d.dismiss())
+    await oneshot.get_by_role("button", name="Remove", exact=True).click()
+    await expect(oneshot).to_be_visible()
+    assert "ui-oneshot" in te.docker("ps", "-a", "--format", "{{.Names}}")
+    page.once("dialog", lambda d: d.accept())
+    await oneshot.get_by_role("button", name="Remove", exact=True).click()
+    await expect(page.locator("#flash")).to_contain_text("Removed ui-oneshot")
+    await expect(page.get_by_role("tab", name="ui-oneshot")).to_have_count(0)
+    await expect(_row(page, "ui-oneshot")).to_have_count(0)
+    assert "ui-oneshot" not in te.docker("ps", "-a", "--format", "{{.Names}}")
+
+    # A failing action is shown inline, not swallowed: pause a container stopped meanwhile.
+    await _pick_host(page, docker_id)
+    worker = await _open(page, "ui-worker")
+    te.docker("stop", "-t", "1", "ui-worker")
+    await worker.get_by_role("button", name="Pause", exact=True).click()
+    alert = worker.locator(".action-result[role=alert]")
+    await expect(alert).to_contain_text("pause failed")
+    await expect(worker.locator(".detail-head .state")).to_have_text("exited")
+    # The browser logs the refused request itself; nothing else may be logged.
+    assert [e for e in watch.errors if "status of 409" not in e] == []
+    await context.close()
+
+    # A viewer gets the same page without any buttons, and the API refuses anyway.
+    context, page, watch = await new_page(browser, live_app)
+    await login(page, "victor", VIEWER_PASSWORD)
+    await _pick_host(page, docker_id)
+    web = await _open(page, "ui-web")
+    await expect(web.locator(".btn-action")).to_have_count(0)
+    await expect(web).to_contain_text("need the admin role")
+    await web.get_by_role("tab", name="Terminal").click()
+    await expect(web).to_contain_text("The terminal needs the admin role")
+    resp = await page.request.post(
+        f"{live_app.base_url}/api/hosts/{docker_id}/containers/ui-web/stop",
+        headers={"Origin": live_app.base_url},
+    )
+    assert resp.status == 403
+    assert (await resp.json())["error"]["code"] == "forbidden"
+    assert te.docker("inspect", "-f", "{{.State.Status}}", "ui-web") == "running"
+    await screenshot(page, "viewer-read-only")
+    assert watch.errors == []
+    await context.close()
+
+
+async def test_logs_follow_and_terminal(browser, live_app, testenv_docker) -> None:  # type: ignore[no-untyped-def]
+    te = testenv_docker
+    _make_containers(te)
+    docker_id = await add_docker_host(live_app, te.docker_unix_url)
+    context, page, watch = await new_page(browser, live_app)
+    await login(page, "alice", "alice-password-1")
+    await _pick_host(page, docker_id)
+    web = await _open(page, "ui-web")
+
+    await web.get_by_role("tab", name="Logs").click()
+    await web.get_by_label("Tail", exact=True).fill("50")
+    await web.get_by_label("Timestamps", exact=True).check()
+    await web.get_by_role("button", name="Load", exact=True).click()
+    output = web.locator(".log-output")
+    await expect(output).to_contain_text("web booted")
+    await expect(output).to_contain_text(re.compile(r"\d{4}-\d\d-\d\dT"))
+    download = web.get_by_role("link", name="Download")
+    href = await download.get_attribute("href")
+    assert href and "format=text" in href and "timestamps=1" in href and "tail=50" in href
+    async with page.expect_download() as info:
+        await download.click()
+    saved = await (await info.value).path()
+    assert "web booted" in open(saved).read()
+
+    await web.get_by_label("Timestamps", exact=True).uncheck()
+    await web.get_by_role("button", name="Follow", exact=True).click()
+    await expect(web.locator(".log-status")).to_contain_text("Following live")
+    te.docker("exec", "ui-web", "sh", "-c", "echo printed-after-follow > /proc/1/fd/1")
+    await expect(output).to_contain_text("printed-after-follow")
+    await screenshot(page, "container-logs")
+    await web.get_by_role("button", name="Stop following").click()
+    await expect(web.locator(".log-status")).to_contain_text("Stopped following")
+
+    await web.get_by_role("tab", name="Terminal").click()
+    await web.get_by_role("button", name="Connect", exact=True).click()
+    box = web.locator(".terminal-box")
+    await expect(web.locator(".term-status")).to_contain_text("Connected")
+    await expect(box).to_have_attribute("data-connected", "1")
+    await web.locator(".term-host").click()
+    await page.keyboard.type("echo hi\n")
+    rows = web.locator(".xterm-rows > div")
+    await expect(rows.filter(has_text=re.compile(r"^\s*hi\s*$"))).to_have_count(1)
+
+    # Resizing the panel resizes the TTY: the shell sees the new row count.
+    before = int(await box.get_attribute("data-rows") or 0)
+    await web.locator(".term-frame").evaluate("el => { el.style.height = '180px'; }")
+    await expect(box).not_to_have_attribute("data-rows", str(before))
+    after = int(await box.get_attribute("data-rows") or 0)
+    cols = int(await box.get_attribute("data-cols") or 0)
+    assert 0 < after < before
+    await page.keyboard.type("stty size\n")
+    await expect(rows.filter(has_text=re.compile(rf"^\s*{after} {cols}\s*$"))).to_have_count(1)
+    await web.locator(".term-frame").evaluate("el => { el.style.height = ''; }")
+    await page.keyboard.type("clear; echo hi; ls /\n")
+    await expect(rows.filter(has_text=re.compile(r"^\s*hi\s*$"))).to_have_count(1)
+    await screenshot(page, "container-terminal")
+    await web.get_by_role("button", name="Disconnect", exact=True).click()
+    await expect(box).to_have_attribute("data-connected", "0")
+    assert watch.errors == []
+    await context.close()
+
+
+async def test_phone_width_and_keyboard_tabs(browser, live_app, testenv_docker) -> None:  # type: ignore[no-untyped-def]
+    te = testenv_docker
+    _make_containers(te)
+    docker_id = await add_docker_host(live_app, te.docker_unix_url)
+    await add_docker_host(live_app, "tcp://127.0.0.1:9", name="engine-down")
+
+    context, page, watch = await new_page(browser, live_app, width=390, height=844)
+    await login(page, "alice", "alice-password-1")
+    # The failing host says why, visibly (not only on hover) at phone width.
+    down = page.locator(".host-link", has_text="engine-down")
+    await expect(down.locator(".badge")).to_have_text("error")
+    await expect(down.locator(".host-error")).to_be_visible()
+    assert "error" in (await down.get_attribute("title") or "")
+    await _pick_host(page, docker_id)
+    await expect(_row(page, "ui-web")).to_be_visible()
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"page scrolls sideways at phone width ({width}px)"
+    await screenshot(page, "phone-list")
+    web = await _open(page, "ui-web")
+    await expect(web.get_by_role("button", name="Stop", exact=True)).to_be_visible()
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"detail scrolls sideways at phone width ({width}px)"
+    await screenshot(page, "phone-detail")
+
+    # Keyboard: arrows move between tabs, Delete closes a container tab.
+    containers_tab = page.get_by_role("tab", name="Containers", exact=True)
+    await containers_tab.focus()
+    await page.keyboard.press("ArrowRight")
+    web_tab = page.get_by_role("tab", name="ui-web")
+    await expect(web_tab).to_be_focused()
+    await expect(web_tab).to_have_attribute("aria-selected", "true")
+    await web.get_by_role("tab", name="Overview").focus()
+    await page.keyboard.press("ArrowRight")
+    await expect(web.get_by_role("tab", name="State")).to_have_attribute("aria-selected", "true")
+    await expect(web.get_by_role("tabpanel", name="State")).to_be_visible()
+    await page.keyboard.press("End")
+    await expect(web.get_by_role("tab", name="Terminal")).to_be_focused()
+    await web_tab.focus()
+    await page.keyboard.press("Delete")
+    await expect(page.get_by_role("tab", name="ui-web")).to_have_count(0)
+    await expect(containers_tab).to_have_attribute("aria-selected", "true")
+    # The browser logs nothing for a host that is down: its error is in the page.
     assert watch.errors == []
     await context.close()
