@@ -161,7 +161,24 @@ def _tables(db: Path) -> set[str]:
         return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
 
 
+def _can_build_wheels() -> bool:
+    # --no-build-isolation builds with this environment's setuptools: it needs the
+    # ``wheel`` package, or setuptools >= 70.1 which ships bdist_wheel itself.
+    try:
+        import setuptools.command.bdist_wheel  # noqa: F401
+    except ImportError:
+        try:
+            import wheel  # noqa: F401
+        except ImportError:
+            return False
+    return True
+
+
 def test_example_plugin_install_use_and_uninstall(tmp_path: Path, testenv: TestEnv) -> None:
+    assert _can_build_wheels(), (
+        "the test environment cannot build wheels offline: install 'setuptools>=70.1' "
+        "(or the 'wheel' package) beside the test dependencies"
+    )
     src = tmp_path / "src"
     shutil.copytree(ROOT, src, ignore=SKIP_COPY)
     shutil.copytree(EXAMPLE, tmp_path / "example", ignore=SKIP_COPY)
