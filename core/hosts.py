@@ -158,9 +158,12 @@ def add_container_routes(
         return web.json_response({"ok": True, "action": action, "container": ref})
 
     app.router.add_get(prefix + "/containers", list_containers)
-    app.router.add_get(prefix + "/containers/{ref}", get_container)
-    app.router.add_get(prefix + "/containers/{ref}/logs", container_logs)
-    app.router.add_post(prefix + "/containers/{ref}/{action}", container_action)
+    # {ref:[^/]+}: aiohttp's default placeholder refuses braces, which would turn a bad
+    # ref like "--format={{json .}}" into a 404; every bad ref must get validate_ref's 400.
+    ref = "{ref:[^/]+}"
+    app.router.add_get(prefix + f"/containers/{ref}", get_container)
+    app.router.add_get(prefix + f"/containers/{ref}/logs", container_logs)
+    app.router.add_post(prefix + f"/containers/{ref}/{{action}}", container_action)
 
 
 async def _stream_logs(
