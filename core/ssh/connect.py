@@ -7,6 +7,7 @@ the handshake before authentication, so nothing can run on an impostor.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 from dataclasses import dataclass, field
@@ -185,13 +186,9 @@ async def scan_host_key(
     """The key the server presents. Trusts nothing and never authenticates."""
     where = f"{spec.name} ({spec.host}:{spec.port})"
     try:
-        key = await asyncssh.get_server_host_key(
-            spec.host,
-            spec.port,
-            tunnel=tunnel,
-            config=None,
-            connect_timeout=connect_timeout,
-            login_timeout=connect_timeout,
+        key = await asyncio.wait_for(
+            asyncssh.get_server_host_key(spec.host, spec.port, tunnel=tunnel, config=None),
+            connect_timeout,
         )
     except TimeoutError as exc:
         raise HostTimeout(f"{where}: no SSH answer within {connect_timeout:g}s") from exc
