@@ -78,11 +78,31 @@
     });
   }
 
-  function selectHost(id, showList) {
+  // Phone width: the host list folds away once a host is chosen, behind a toggle
+  // that names the current host.
+  var phone = window.matchMedia("(max-width: 760px)");
+  var hostsToggle = document.getElementById("hosts-toggle");
+
+  function setHostsOpen(open) {
+    hostsToggle.setAttribute("aria-expanded", open ? "true" : "false");
+    hostListEl.classList.toggle("collapsed", !open);
+  }
+
+  function updateHostsToggle() {
+    var current = hostListEl.querySelector('.host-link[aria-current]');
+    hostsToggle.textContent = (current ? current.dataset.hostName : "Hosts") +
+      (hostsToggle.getAttribute("aria-expanded") === "true" ? " \u25b4" : " \u25be");
+  }
+
+  // byUser: a click (show its list, fold the picker on a phone), not the automatic
+  // first choice when the URL names no host.
+  function selectHost(id, byUser) {
     state.host = id;
     markCurrentHost();
+    if (byUser && phone.matches) setHostsOpen(false);
+    updateHostsToggle();
     saveState();
-    if (showList) selectTab(document.getElementById("tab-containers"), false);
+    if (byUser) selectTab(document.getElementById("tab-containers"), false);
     loadList();
   }
 
@@ -395,6 +415,7 @@
     if (e.detail.target === hostListEl) {
       hostListEl.removeAttribute("aria-busy");
       markCurrentHost();
+      updateHostsToggle();
       if (!state.host) {
         var first = hostListEl.querySelector('.host-link[data-status="ok"]') ||
           hostListEl.querySelector(".host-link");
@@ -459,6 +480,10 @@
   });
   document.getElementById("list-refresh").addEventListener("click", loadList);
   document.getElementById("hosts-refresh").addEventListener("click", loadHosts);
+  hostsToggle.addEventListener("click", function () {
+    setHostsOpen(hostsToggle.getAttribute("aria-expanded") !== "true");
+    updateHostsToggle();
+  });
 
   // Logs widgets need their stop hook (closing a tab must close its EventSource).
   new MutationObserver(function () {
@@ -478,6 +503,7 @@
   var activeEntry = wantActive && openTabs.get(wantActive);
   selectTab(activeEntry ? activeEntry.tab : document.getElementById("tab-containers"), false);
   saveState();
+  setHostsOpen(!(phone.matches && state.host));
   loadHosts();
   if (state.host) loadList();
 })();

@@ -286,6 +286,11 @@ async def test_phone_width_and_keyboard_tabs(browser, live_app, testenv_docker) 
     assert "error" in (await down.get_attribute("title") or "")
     await _pick_host(page, docker_id)
     await expect(_row(page, "ui-web")).to_be_visible()
+    # Once a host is picked the host list folds behind a toggle naming it.
+    toggle = page.locator("#hosts-toggle")
+    await expect(toggle).to_contain_text("engine-local")
+    await expect(toggle).to_have_attribute("aria-expanded", "false")
+    await expect(down).to_be_hidden()
     width = await page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"page scrolls sideways at phone width ({width}px)"
     await screenshot(page, "phone-list")
@@ -294,6 +299,9 @@ async def test_phone_width_and_keyboard_tabs(browser, live_app, testenv_docker) 
     width = await page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"detail scrolls sideways at phone width ({width}px)"
     await screenshot(page, "phone-detail")
+    await toggle.click()
+    await expect(down).to_be_visible()
+    await toggle.click()
 
     # Keyboard: arrows move between tabs, Delete closes a container tab.
     containers_tab = page.get_by_role("tab", name="Containers", exact=True)
