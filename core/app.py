@@ -10,10 +10,24 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from . import migrate
-from .auth import LoginThrottle, count_users, create_user, make_auth_middleware
+from .auth import (
+    CredentialCache,
+    LoginThrottle,
+    count_users,
+    create_user,
+    make_auth_middleware,
+)
 from .db import Database
 from .errors import error_middleware
-from .keys import DB_KEY, PM_KEY, SECRETS_KEY, SETTINGS_KEY, SOURCES_KEY, THROTTLE_KEY
+from .keys import (
+    AUTH_CACHE_KEY,
+    DB_KEY,
+    PM_KEY,
+    SECRETS_KEY,
+    SETTINGS_KEY,
+    SOURCES_KEY,
+    THROTTLE_KEY,
+)
 from .plugins import build_plugin_manager, flatten
 from .secrets import SecretBox
 from .settings import Settings
@@ -29,13 +43,15 @@ def create_app(
     """Build the app; nothing touches the network or the database until it starts."""
     settings = settings or Settings.from_env()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    auth_cache = CredentialCache()
     app = web.Application(
-        middlewares=[error_middleware, make_auth_middleware(lambda r: r.app[DB_KEY])],
+        middlewares=[error_middleware, make_auth_middleware(lambda r: r.app[DB_KEY], auth_cache)],
         client_max_size=max(settings.agent_max_report_bytes, 1024**2) + 1024,
     )
     app[SETTINGS_KEY] = settings
     app[SECRETS_KEY] = SecretBox(settings.ensure_secret_key())
     app[THROTTLE_KEY] = LoginThrottle()
+    app[AUTH_CACHE_KEY] = auth_cache
     pm = build_plugin_manager(settings.plugins, extra=extra_plugins)
     app[PM_KEY] = pm
     app[SOURCES_KEY] = {}

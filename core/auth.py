@@ -185,6 +185,52 @@ async def user_from_token(db: Database, token: str) -> User | None:
     return row[0] if row else None
 
 
+class CredentialCache:
+    """A few seconds of memory for successful credential lookups (sha256 -> user).
+
+    Every API request would otherwise pay a database round trip just to authenticate.
+    Only hits are cached, so a new token works at once; a logout on this replica is
+    forgotten at once; a token deleted elsewhere stops working within ``ttl`` seconds.
+    """
+
+    def __init__(self, ttl: float = 5.0, max_entries: int = 10_000):
+        self.ttl, self.max_entries = ttl, max_entries
+        self._entries: dict[str, tuple[float, User]] = {}
+
+    def get(self, digest: str) -> User | None:
+        hit = self._entries.get(digest)
+        if hit is None:
+            return None
+        if time.monotonic() - hit[0] > self.ttl:
+            self._entries.pop(digest, None)
+            return None
+        return hit[1]
+
+    def put(self, digest: str, user: User) -> None:
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()  # crude but bounded; a refill costs one query each
+        self._entries[digest] = (time.monotonic(), user)
+
+    def forget(self, digest: str) -> None:
+        self._entries.pop(digest, None)
+
+
+async def _cached(
+    cache: CredentialCache | None,
+    prefix: str,
+    token: str,
+    lookup: Callable[[Database, str], Awaitable[User | None]],
+    db: Database,
+) -> User | None:
+    digest = prefix + sha256_hex(token)
+    if cache is not None and (user := cache.get(digest)) is not None:
+        return user
+    user = await lookup(db, token)
+    if user is not None and cache is not None:
+        cache.put(digest, user)
+    return user
+
+
 class LoginThrottle:
     """Slows repeated failures per (username, client) with an exponential delay."""
 
@@ -235,7 +281,7 @@ def same_origin(request: web.Request) -> bool:
 
 
 def make_auth_middleware(
-    get_db: Callable[[web.Request], Database],
+    get_db: Callable[[web.Request], Database], cache: CredentialCache | None = None
 ) -> Callable[..., Awaitable[web.StreamResponse]]:
     @web.middleware
     async def auth_middleware(
@@ -254,14 +300,14 @@ def make_auth_middleware(
         kind = None
         authz = request.headers.get("Authorization", "")
         if authz.lower().startswith("bearer ") and role is not None:
-            user = await user_from_token(db, authz[7:].strip())
+            user = await _cached(cache, "t:", authz[7:].strip(), user_from_token, db)
             kind = "token"
             if user is None:
                 raise Unauthorized("invalid API token")
         else:
             cookie = request.cookies.get(SESSION_COOKIE)
             if cookie:
-                user = await user_from_session(db, cookie)
+                user = await _cached(cache, "s:", cookie, user_from_session, db)
                 kind = "session" if user else None
         request[USER_KEY] = user
         request[AUTH_KIND_KEY] = kind

@@ -288,8 +288,9 @@ def make_exec_handler(
                 elif msg.type in (WSMsgType.ERROR, WSMsgType.CLOSE):
                     break
         finally:
-            # Closing the socket ends the process, whichever side closed first.
-            await session.close()
+            # Closing the socket ends the process, whichever side closed first; shielded
+            # because a browser that disconnects cancels this handler mid-cleanup.
+            await asyncio.shield(session.close())
             pump.cancel()
             await asyncio.gather(pump, return_exceptions=True)
         return ws

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pluggy
 from aiohttp import web
 
-from .auth import LoginThrottle
+from .auth import CredentialCache, LoginThrottle
 from .db import Database
 from .secrets import SecretBox
 from .settings import Settings
@@ -17,3 +17,4 @@ PM_KEY = web.AppKey("archnest_pm", pluggy.PluginManager)
 SECRETS_KEY = web.AppKey("archnest_secrets", SecretBox)
 SOURCES_KEY = web.AppKey("archnest_sources", dict[str, HostSource])
 THROTTLE_KEY = web.AppKey("archnest_login_throttle", LoginThrottle)
+AUTH_CACHE_KEY = web.AppKey("archnest_auth_cache", CredentialCache)

@@ -108,14 +108,14 @@ async def viewer_headers(archnest_client: TestClient) -> dict[str, str]:
 
 
 __all__: list[Any] = [
-    "PUBLIC_UNSAFE_ROUTES",
-    "check_route_protection",
     "ADMIN_PASSWORD",
+    "PUBLIC_UNSAFE_ROUTES",
     "admin_headers",
     "archnest_app",
     "archnest_client",
     "archnest_database_url",
     "archnest_settings",
+    "check_route_protection",
     "make_user_headers",
     "viewer_headers",
 ]

@@ -23,9 +23,10 @@ from .auth import (
 )
 from .db import User
 from .errors import Forbidden, Unauthorized
-from .keys import DB_KEY, PM_KEY, SETTINGS_KEY, THROTTLE_KEY
+from .keys import AUTH_CACHE_KEY, DB_KEY, PM_KEY, SETTINGS_KEY, THROTTLE_KEY
 from .plugin_types import Assets, NavItem
 from .plugins import flatten
+from .secrets import sha256_hex
 
 HERE = Path(__file__).resolve().parent
 LOGIN_FAILED = "invalid username or password"
@@ -154,6 +155,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
         if not same_origin(request):
             raise Forbidden("cross-origin logout refused", code="bad_origin")
         await delete_session(request.app[DB_KEY], token)
+        request.app[AUTH_CACHE_KEY].forget("s:" + sha256_hex(token))
     wants_json = "application/json" in request.headers.get("Accept", "")
     resp: web.StreamResponse = (
         web.json_response({"ok": True}) if wants_json else web.HTTPSeeOther("/login")
