@@ -72,7 +72,9 @@ def _start_daemon(base: Path, tls: TlsBundle, group: str, log: Path) -> tuple[in
     # Unique containerd namespaces: if dockerd finds a system containerd it
     # attaches to it instead of starting its own, and then several test daemons
     # must not see each other's containers.
-    namespace = f"archnest-{base.name}"
+    # containerd accepts only [A-Za-z0-9] runs joined by single . _ or - (mkdtemp
+    # names may end in "_" or contain "__").
+    namespace = "archnest-" + "".join(c for c in base.name if c.isalnum())
     last_error: TestEnvError | None = None
     for _attempt in range(3):
         tls_port = free_port()
