@@ -152,6 +152,13 @@
     if (list === tablist) {
       state.active = tab.dataset.key || null;
       saveState();
+    } else if (tab.dataset.section === "logs") {
+      // The first visit to a Logs tab shows the tail straight away.
+      var box = document.getElementById(tab.getAttribute("aria-controls")).querySelector(".logs");
+      if (box && !box.dataset.loaded) {
+        box.dataset.loaded = "1";
+        loadLogs(box);
+      }
     }
   }
 
@@ -367,6 +374,9 @@
     updateDownload(box);
     logStatus(box, "Loading\u2026");
     var out = box.querySelector(".log-output");
+    // Only the latest request may fill the output (an older, slower one is dropped).
+    var seq = (box.archnestSeq || 0) + 1;
+    box.archnestSeq = seq;
     fetch(logParams(box), { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (r) {
         return r.json().then(function (body) {
@@ -375,6 +385,7 @@
         });
       })
       .then(function (body) {
+        if (seq !== box.archnestSeq) return;
         out.textContent = "";
         body.lines.forEach(function (l) { appendLine(out, l); });
         out.scrollTop = out.scrollHeight;
@@ -385,6 +396,7 @@
 
   function toggleFollow(box) {
     if (box.archnestSource) { stopFollow(box, "Stopped following."); return; }
+    box.archnestSeq = (box.archnestSeq || 0) + 1; // a pending Load must not wipe the stream
     updateDownload(box);
     var out = box.querySelector(".log-output");
     out.textContent = "";
@@ -503,6 +515,11 @@
   var activeEntry = wantActive && openTabs.get(wantActive);
   selectTab(activeEntry ? activeEntry.tab : document.getElementById("tab-containers"), false);
   saveState();
+  // Host statuses change (an engine goes down, an agent goes stale): re-check them
+  // now and then while the page is visible.
+  setInterval(function () {
+    if (document.visibilityState === "visible") loadHosts();
+  }, 60000);
   setHostsOpen(!(phone.matches && state.host));
   loadHosts();
   if (state.host) loadList();

@@ -136,8 +136,14 @@ async def report_from_agent(live: LiveApp, testenv, hostname: str = "agent-host"
     return f"agent:{hostname}"
 
 
+VENDOR = REPO / "core" / "static" / "vendor"
+
+
 @pytest.fixture
 async def browser() -> AsyncIterator[Any]:
+    missing = [n for n in ("htmx.min.js", "xterm.js", "addon-fit.js") if not (VENDOR / n).is_file()]
+    if missing:
+        pytest.fail(f"browser assets missing ({', '.join(missing)}): run scripts/build-static.sh")
     if not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
         if _in_ci():
             pytest.fail(f"chromium not found at {CHROMIUM}")

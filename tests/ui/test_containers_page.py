@@ -97,6 +97,11 @@ async def test_hosts_of_every_source_tabs_survive_reload(browser, live_app, test
     await expect(env_row).to_contain_text("****")
     await expect(web.locator("table.env")).not_to_contain_text("s3cr3t-value")
     await expect(web.locator("table.env tr", has_text="GREETING")).to_contain_text("hello")
+    await web.get_by_role("tab", name="Stats").click()
+    stats = web.locator("dl.stats")
+    await expect(stats).to_contain_text("CPU")
+    await expect(stats).to_contain_text(re.compile(r"Memory\s*[\d.]+ (B|KiB|MiB)"))
+    await screenshot(page, "container-stats")
     await web.get_by_role("tab", name="Labels").click()
     await expect(web).to_contain_text("com.example.team")
     await web.get_by_role("tab", name="Overview").click()
@@ -209,20 +214,25 @@ async def test_admin_stops_and_starts_viewer_sees_no_buttons(
     await context.close()
 
 
-async def test_logs_follow_and_terminal(browser, live_app, testenv_docker) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("source", ["docker", "ssh"])
+async def test_logs_follow_and_terminal(browser, live_app, testenv_docker, source) -> None:  # type: ignore[no-untyped-def]
     te = testenv_docker
     _make_containers(te)
-    docker_id = await add_docker_host(live_app, te.docker_unix_url)
+    if source == "docker":
+        host_id = await add_docker_host(live_app, te.docker_unix_url)
+    else:
+        host_id = await add_ssh_host(live_app, te)
     context, page, watch = await new_page(browser, live_app)
     await login(page, "alice", "alice-password-1")
-    await _pick_host(page, docker_id)
+    await _pick_host(page, host_id)
     web = await _open(page, "ui-web")
 
     await web.get_by_role("tab", name="Logs").click()
+    output = web.locator(".log-output")
+    await expect(output).to_contain_text("web booted")  # the tail loads on first visit
     await web.get_by_label("Tail", exact=True).fill("50")
     await web.get_by_label("Timestamps", exact=True).check()
     await web.get_by_role("button", name="Load", exact=True).click()
-    output = web.locator(".log-output")
     await expect(output).to_contain_text("web booted")
     await expect(output).to_contain_text(re.compile(r"\d{4}-\d\d-\d\dT"))
     download = web.get_by_role("link", name="Download")
@@ -238,7 +248,8 @@ async def test_logs_follow_and_terminal(browser, live_app, testenv_docker) -> No
     await expect(web.locator(".log-status")).to_contain_text("Following live")
     te.docker("exec", "ui-web", "sh", "-c", "echo printed-after-follow > /proc/1/fd/1")
     await expect(output).to_contain_text("printed-after-follow")
-    await screenshot(page, "container-logs")
+    if source == "docker":
+        await screenshot(page, "container-logs")
     await web.get_by_role("button", name="Stop following").click()
     await expect(web.locator(".log-status")).to_contain_text("Stopped following")
 
@@ -264,7 +275,8 @@ async def test_logs_follow_and_terminal(browser, live_app, testenv_docker) -> No
     await web.locator(".term-frame").evaluate("el => { el.style.height = ''; }")
     await page.keyboard.type("clear; echo hi; ls /\n")
     await expect(rows.filter(has_text=re.compile(r"^\s*hi\s*$"))).to_have_count(1)
-    await screenshot(page, "container-terminal")
+    if source == "docker":
+        await screenshot(page, "container-terminal")
     await web.get_by_role("button", name="Disconnect", exact=True).click()
     await expect(box).to_have_attribute("data-connected", "0")
     assert watch.errors == []
