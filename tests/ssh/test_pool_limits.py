@@ -1,0 +1,44 @@
+"""Pool limits against the real sshd: per-target concurrency cap and idle close."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from archnest import SSH_POOL_KEY
+
+
+@pytest.fixture
+def archnest_settings(archnest_settings):
+    archnest_settings.extra = {
+        **archnest_settings.extra,
+        "ARCHNEST_SSH_IDLE_SECONDS": "1",
+        "ARCHNEST_SSH_MAX_COMMANDS": "2",
+    }
+    return archnest_settings
+
+
+async def test_concurrency_cap_and_idle_close(archnest_client, admin_headers, chain_target):
+    t = await chain_target(1, "key")
+    pool = archnest_client.app[SSH_POOL_KEY]
+    started = time.monotonic()
+    results = await asyncio.gather(*(pool.run(t["id"], "sleep 0.4; echo done") for _ in range(6)))
+    elapsed = time.monotonic() - started
+    assert [r.stdout for r in results] == [b"done\n"] * 6
+    # Two at a time: three waves of 0.4 s, all on one connection.
+    assert elapsed >= 1.2, elapsed
+    info = pool.connection_info(t["id"])
+    assert info["connects"] == 1 and info["hops"] == 1
+    # Idle for longer than ARCHNEST_SSH_IDLE_SECONDS: the reaper closes it...
+    for _ in range(40):
+        if pool.connection_info(t["id"]) is None:
+            break
+        await asyncio.sleep(0.1)
+    assert pool.connection_info(t["id"]) is None
+    # ...and the next command simply connects again.
+    r = await archnest_client.get(
+        f"/api/docker-ssh/hosts/{t['id']}/containers", headers=admin_headers
+    )
+    assert r.status == 200
+    assert pool.connection_info(t["id"])["connects"] == 2
