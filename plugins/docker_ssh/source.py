@@ -56,7 +56,11 @@ def check(result: SshResult, ref: str | None = None) -> SshResult:
     if "no such container" in low or "no such object" in low:
         raise NotFound(f"no container {ref!r} on this host", code="unknown_container")
     if "sudo:" in low and "password" in low:
-        raise HostError("sudo needs a password for docker; allow it with NOPASSWD")
+        raise HostError(
+            "sudo needs a password for docker; allow it with NOPASSWD", code="sudo_failed"
+        )
+    if "sudo" in low and "not found" in low:
+        raise HostError("the target uses sudo, but sudo is not installed", code="sudo_failed")
     if result.exit_status == 127 or "command not found" in low:
         raise HostError("docker is not on the remote PATH", code="docker_missing")
     if "permission denied" in low and "docker" in low:

@@ -176,3 +176,16 @@ async def test_roles_and_hosts_listing(
     r = await archnest_client.get("/api/hosts", headers=viewer_headers)
     ours = [x for x in await r.json() if x["source"] == "ssh"]
     assert ours[0]["status"] == "ok" and ours[0]["capabilities"]["exec"] is True
+
+
+async def test_sudo_target_runs_docker_through_sudo(
+    archnest_client, admin_headers, make_target, testenv_docker
+):
+    # The test user may not sudo (or sudo is absent): the failure must name sudo,
+    # which proves the command went through `sudo -n`.
+    t = await make_target(name="with-sudo", docker=True, sudo=True)
+    r = await archnest_client.get(
+        f"/api/docker-ssh/hosts/{t['id']}/containers", headers=admin_headers
+    )
+    body = await r.json()
+    assert r.status == 502 and body["error"]["code"] == "sudo_failed", body
