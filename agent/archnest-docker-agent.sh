@@ -247,6 +247,11 @@ send_payload() {
 	done
 }
 
+cleanup() {
+	if [[ -n ${SLEEP_PID:-} ]]; then kill "$SLEEP_PID" 2>/dev/null || true; fi
+	rm -rf "$WORK_DIR"
+}
+
 main() {
 	local mode=loop
 	while (($#)); do
@@ -266,7 +271,11 @@ main() {
 	fi
 
 	WORK_DIR=$(mktemp -d "${TMPDIR:-/tmp}/archnest-agent.XXXXXX")
-	trap 'rm -rf "$WORK_DIR"' EXIT
+	trap cleanup EXIT
+	# systemctl stop / Ctrl-C: leave at once (the sleep below is waited on, so the
+	# trap runs immediately), without leaving the temp dir or a sleep behind.
+	trap 'exit 143' TERM
+	trap 'exit 130' INT
 	local payload="$WORK_DIR/payload.json"
 
 	if [[ $mode == dry ]]; then
@@ -305,7 +314,9 @@ main() {
 		fi
 		((rc == 0)) || log "cycle failed (status $rc); next try in ${interval}s"
 		sleep "$interval" &
-		wait $! || true
+		SLEEP_PID=$!
+		wait "$SLEEP_PID" || true
+		SLEEP_PID=
 	done
 }
 

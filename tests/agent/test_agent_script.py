@@ -235,3 +235,90 @@ def test_shellcheck_clean() -> None:
 
     proc = subprocess.run([shellcheck, str(AGENT)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout
+
+
+def _cmdlines() -> list[bytes]:
+    out = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                out.append(Path(f"/proc/{pid}/cmdline").read_bytes())
+            except OSError:
+                continue
+    return out
+
+
+async def test_token_never_appears_in_any_process_argv(testenv_docker) -> None:
+    """While curl is sending, no process's argv holds the token (it goes in via stdin)."""
+    import asyncio
+
+    token = "argv-probe-token-" + os.urandom(8).hex()
+    held: list[asyncio.StreamWriter] = []
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)  # accept, read, never answer: curl stays alive until timeout
+        await reader.read(1 << 20)
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    env = agent_env(
+        _docker_env(testenv_docker),
+        ARCHNEST_URL=f"http://127.0.0.1:{port}",
+        ARCHNEST_AGENT_TOKEN=token,
+        ARCHNEST_AGENT_TIMEOUT="4",
+        ARCHNEST_AGENT_RETRIES="0",
+        ARCHNEST_AGENT_HOSTNAME="argv-probe",
+    )
+    agent = asyncio.create_task(run_agent("--once", env=env))
+    saw_curl = False
+    try:
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            cmdlines = _cmdlines()
+            assert not any(token.encode() in c for c in cmdlines)
+            saw_curl = saw_curl or any(c.startswith(b"curl\0") for c in cmdlines)
+            if saw_curl and held:
+                break
+        result = await agent
+    finally:
+        server.close()
+        for w in held:
+            w.close()
+    assert saw_curl, "curl was never observed running"
+    assert result.rc == 4 and token not in result.stderr
+
+
+async def test_loop_mode_reports_every_interval(
+    testenv_docker, archnest_client: TestClient, viewer_headers
+) -> None:
+    import asyncio
+
+    env = agent_env(
+        _docker_env(testenv_docker),
+        ARCHNEST_URL=str(archnest_client.make_url("")).rstrip("/"),
+        ARCHNEST_AGENT_TOKEN=TOKEN,
+        ARCHNEST_AGENT_HOSTNAME="agent-loop",
+        ARCHNEST_AGENT_INTERVAL="1",
+    )
+    proc = await asyncio.create_subprocess_exec(
+        "bash",
+        str(AGENT),
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        count = 0
+        for _ in range(300):
+            await asyncio.sleep(0.1)
+            hosts = await (
+                await archnest_client.get("/api/agents/docker/hosts", headers=viewer_headers)
+            ).json()
+            count = hosts[0]["report_count"] if hosts else 0
+            if count >= 2:
+                break
+        assert count >= 2
+        assert proc.returncode is None  # still looping
+    finally:
+        proc.terminate()
+        await proc.wait()
