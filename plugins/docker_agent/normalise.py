@@ -27,13 +27,31 @@ SUMMARY_FIELDS = (
 LISTED_BY_DEFAULT = frozenset({"running", "paused", "restarting"})
 
 
+_iso_cache: dict[str, str | None] = {}
+
+
 def iso(value: str | None) -> str | None:
     """Docker's RFC 3339 (nanoseconds, 'Z') -> ISO 8601 UTC with microseconds.
 
-    A string-only fast path for the usual UTC form; anything else goes through the
-    generic parser. Docker's zero time means "never" and becomes None.
+    Memoised (bounded): the same created/started timestamps come back in every report
+    of a host. Docker's zero time means "never" and becomes None.
     """
-    if not value or value.startswith(_ZERO_TIME):
+    if not value:
+        return None
+    hit = _iso_cache.get(value, _MISSING)
+    if hit is not _MISSING:
+        return hit  # type: ignore[return-value]
+    if len(_iso_cache) >= 50000:
+        _iso_cache.clear()
+    result = _iso_cache[value] = _iso(value)
+    return result
+
+
+_MISSING = object()
+
+
+def _iso(value: str) -> str | None:
+    if value.startswith(_ZERO_TIME):
         return None
     m = _RFC3339_Z.match(value)
     if m:
@@ -76,8 +94,7 @@ class EnvMasker:
         return hit
 
 
-def _status_text(state: dict) -> str:
-    s = normalise_state(state.get("Status"))
+def _status_text(s: str, state: dict) -> str:
     if s == "running":
         health = (state.get("Health") or {}).get("Status")
         return f"Up ({health})" if health and health != "none" else "Up"
@@ -134,12 +151,13 @@ def normalise_container(
     health = state.get("Health") or {}
     restart = (c.get("HostConfig") or {}).get("RestartPolicy") or {}
     cmd = _as_list(cfg.get("Entrypoint")) + _as_list(cfg.get("Cmd"))
+    state_word = normalise_state(state.get("Status"))
     return {
         "id": c["Id"],
         "name": (c.get("Name") or "").lstrip("/"),
         "image": cfg.get("Image") or c.get("Image") or "",
-        "state": normalise_state(state.get("Status")),
-        "status": _status_text(state),
+        "state": state_word,
+        "status": _status_text(state_word, state),
         "created": iso(c.get("Created")),
         "ports": _ports(net.get("Ports")),
         "labels": cfg.get("Labels") or {},
