@@ -322,3 +322,43 @@ async def test_loop_mode_reports_every_interval(
     finally:
         proc.terminate()
         await proc.wait()
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "status", "hint"),
+    [
+        ("agent_max_report_bytes", 2000, "413", "size limit"),
+        ("agent_token", None, "503", "disabled"),
+    ],
+)
+async def test_agent_refusals_keep_the_last_good_report(
+    testenv_docker, archnest_client: TestClient, viewer_headers, setting, value, status, hint
+) -> None:
+    from archnest import SETTINGS_KEY
+
+    testenv_docker.run_container("agt-keep")
+    env = agent_env(
+        _docker_env(testenv_docker),
+        ARCHNEST_URL=str(archnest_client.make_url("")).rstrip("/"),
+        ARCHNEST_AGENT_TOKEN=TOKEN,
+        ARCHNEST_AGENT_HOSTNAME="agent-keep",
+    )
+    assert (await run_agent("--once", env=env)).rc == 0
+    path = "/api/agents/docker/hosts/agent-keep/containers?all=1"
+    before = await (await archnest_client.get(path, headers=viewer_headers)).json()
+    hosts_before = await (
+        await archnest_client.get("/api/agents/docker/hosts", headers=viewer_headers)
+    ).json()
+
+    setattr(archnest_client.app[SETTINGS_KEY], setting, value)
+    testenv_docker.run_container("agt-new")  # the refused report would have shown it
+    result = await run_agent("--once", env=env)
+    assert result.rc == 3
+    assert status in result.stderr and hint in result.stderr
+
+    after = await (await archnest_client.get(path, headers=viewer_headers)).json()
+    hosts_after = await (
+        await archnest_client.get("/api/agents/docker/hosts", headers=viewer_headers)
+    ).json()
+    assert after == before and hosts_after == hosts_before
+    assert "agt-new" not in {c["name"] for c in after}
