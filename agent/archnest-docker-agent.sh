@@ -44,6 +44,7 @@ Environment:
   ARCHNEST_AGENT_RETRIES     retries of a failed send, with backoff (default 4)
   ARCHNEST_AGENT_TIMEOUT     seconds for one HTTP request (default 20)
   ARCHNEST_AGENT_CACERT      optional CA bundle file for the server's TLS cert
+  ARCHNEST_AGENT_DOCKER_TIMEOUT  seconds for one docker command (default 60)
 
 Exit status: 0 ok, 2 usage or missing dependency, 3 the server refused the
 report (400/401/413/503), 4 the server could not be reached after retries,
