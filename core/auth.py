@@ -29,8 +29,8 @@ ROLES = ("admin", "viewer")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SESSION_COOKIE = "archnest_session"
 SESSION_TTL = timedelta(days=7)
-USER_KEY = "archnest_user"
-AUTH_KIND_KEY = "archnest_auth_kind"
+USER_KEY = web.RequestKey("archnest_user", User | None)
+AUTH_KIND_KEY = web.RequestKey("archnest_auth_kind", str | None)
 
 # argon2id: memory-hard, the OWASP-recommended password hash.
 _hasher = PasswordHasher()
