@@ -53,6 +53,9 @@ async def ingest_report(request: web.Request) -> web.Response:
         )
     scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not _token_ok(presented.strip(), settings.agent_token):
+        # Worth an operator's attention (a misconfigured agent, or probing); the
+        # presented value is never logged.
+        log.warning("agent report refused: bad or missing token from %s", request.remote)
         raise Unauthorized("invalid or missing agent token", code="bad_agent_token")
     # Bounded read: Content-Length is checked first, then the stream is counted.
     body = await read_body_limited(request, settings.agent_max_report_bytes)
