@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import getpass
 import json
 import sys
@@ -40,6 +41,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     settings.auto_migrate = not args.no_migrate
     app = create_app(settings)
+    # Everything imported so far lives as long as the process: moving it out of the
+    # collector's reach makes each collection of per-request garbage cheaper.
+    gc.collect()
+    gc.freeze()
     print(f"ArchNest Containers on http://{args.host}:{args.port}", file=sys.stderr, flush=True)
     web.run_app(app, host=args.host, port=args.port, print=None, access_log=None)
     return 0
