@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import logging
 from dataclasses import dataclass
-from importlib.metadata import entry_points
+from importlib.metadata import PackageNotFoundError, entry_points, version
 from types import ModuleType
 
 import pluggy
@@ -15,6 +15,7 @@ from . import hookspecs
 log = logging.getLogger("archnest.plugins")
 
 ENTRY_POINT_GROUP = "archnest.plugins"
+DISTRIBUTION = "archnest-containers"
 hookimpl = pluggy.HookimplMarker("archnest")
 
 # Core features use the same hooks as third-party plugins (Datasette's convention).
@@ -37,10 +38,13 @@ def build_plugin_manager(
     pm = pluggy.PluginManager("archnest")
     pm.add_hookspecs(hookspecs)
     pm.loaded = []  # type: ignore[attr-defined]
+    core_version = _core_version()
     for modname in CORE_PLUGINS:
         module = importlib.import_module(modname)
         pm.register(module, name=modname)
-        pm.loaded.append(LoadedPlugin(modname, modname, None, None, core=True))  # type: ignore[attr-defined]
+        pm.loaded.append(  # type: ignore[attr-defined]
+            LoadedPlugin(modname, modname, core_version, DISTRIBUTION, core=True)
+        )
     seen: set[str] = set()
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if ep.name in seen:
@@ -71,6 +75,13 @@ def build_plugin_manager(
         pm.loaded.append(LoadedPlugin(name, name, None, None))  # type: ignore[attr-defined]
     pm.check_pending()
     return pm
+
+
+def _core_version() -> str | None:
+    try:
+        return version(DISTRIBUTION)
+    except PackageNotFoundError:
+        return None
 
 
 def loaded_plugins(pm: pluggy.PluginManager) -> list[LoadedPlugin]:
