@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import secrets
+import time
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -81,6 +82,9 @@ class SshExecSession(ExecSession):
         self._proc: PooledProcess | None = None
         self._closed = False
         self._cleanup: asyncio.Task | None = None
+        self._nudge: asyncio.Task | None = None
+        self._opened = time.monotonic()
+        self._size = (80, 24)
 
     async def open(self, shell: str, cols: int, rows: int) -> None:
         sudo = await self._source.sudo(self._target)
@@ -90,6 +94,7 @@ class SshExecSession(ExecSession):
             term_type="xterm-256color",
             term_size=(cols, rows),
         )
+        self._opened, self._size = time.monotonic(), (cols, rows)
 
     async def read(self) -> bytes:
         assert self._proc is not None
@@ -103,7 +108,25 @@ class SshExecSession(ExecSession):
             self._proc.proc.stdin.write(data)
 
     async def resize(self, cols: int, rows: int) -> None:
-        if self._proc is not None and not self._closed:
+        if self._proc is None or self._closed:
+            return
+        self._size = (cols, rows)
+        self._proc.proc.change_terminal_size(cols, rows)
+        if self._nudge is None and time.monotonic() - self._opened < 5:
+            self._nudge = asyncio.create_task(self._reassert_size())
+
+    async def _reassert_size(self) -> None:
+        # The docker CLI listens for SIGWINCH only some time after output starts to
+        # flow; a resize in that gap is lost, and repeating the same size sends no
+        # signal (the kernel skips unchanged sizes). So an early resize is re-asserted
+        # once, by a one-row wiggle, when the CLI is surely listening.
+        await asyncio.sleep(1.5)
+        if self._proc is None or self._closed:
+            return
+        cols, rows = self._size
+        self._proc.proc.change_terminal_size(cols, rows + 1)
+        await asyncio.sleep(0.05)
+        if not self._closed:
             self._proc.proc.change_terminal_size(cols, rows)
 
     async def close(self) -> None:
@@ -115,6 +138,8 @@ class SshExecSession(ExecSession):
         await asyncio.shield(self._cleanup)
 
     async def _end(self) -> None:
+        if self._nudge is not None:
+            self._nudge.cancel()
         if self._proc is not None:
             await self._proc.close()
         # Closing the channel ends the docker CLI, not the process inside the
