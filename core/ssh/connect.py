@@ -39,7 +39,7 @@ class ConnectSpec:
     port: int
     username: str
     auth: str
-    private_key: str | None = None
+    private_key: str | None = field(default=None, repr=False)
     passphrase: str | None = field(default=None, repr=False)
     password: str | None = field(default=None, repr=False)
     certificate: str | None = None
@@ -113,7 +113,11 @@ async def connect_one(
 ) -> asyncssh.SSHClientConnection:
     """One hop. Raises HostKeyNotTrusted / SshAuthFailed / SshUnreachable / HostTimeout."""
     client = _PinnedClient()
-    client_keys = load_client_key(spec)
+    where = f"{spec.name} ({spec.host}:{spec.port})"
+    try:
+        client_keys = load_client_key(spec)
+    except (asyncssh.KeyImportError, asyncssh.KeyEncryptionError, ValueError) as exc:
+        raise SshAuthFailed(f"{where}: the stored private key cannot be loaded") from exc
     options: dict = {
         "username": spec.username,
         # Lists, not a file: exactly the pinned keys, no CA keys, nothing from ~/.ssh.
@@ -132,7 +136,6 @@ async def connect_one(
         "tunnel": tunnel,
         "client_factory": lambda: client,
     }
-    where = f"{spec.name} ({spec.host}:{spec.port})"
     try:
         return await asyncssh.connect(spec.host, spec.port, **options)
     except asyncssh.HostKeyNotVerifiable as exc:
