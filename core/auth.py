@@ -10,9 +10,10 @@ WebSockets must come from the same origin.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -128,9 +129,10 @@ async def create_token(db: Database, username: str, name: str = "") -> str:
 async def authenticate(db: Database, username: str, password: str) -> User | None:
     async with db.session() as s:
         user = (await s.exec(select(User).where(User.username == username))).first()
-    if verify_password(user.password_hash if user else None, password) and user:
-        return user
-    return None
+    # argon2 is deliberately slow CPU work: off the event loop, so a burst of logins
+    # (anonymous, public route) cannot stall every other request.
+    ok = await asyncio.to_thread(verify_password, user.password_hash if user else None, password)
+    return user if ok and user else None
 
 
 async def create_session(db: Database, user: User) -> str:
@@ -237,6 +239,9 @@ class LoginThrottle:
     def __init__(self, base: float = 0.25, cap: float = 8.0, window: float = 900.0):
         self.base, self.cap, self.window = base, cap, window
         self._fails: dict[str, tuple[int, float]] = {}
+        # One attempt at a time per key: without it, N parallel guesses all wait the
+        # same single delay and the exponential slow-down never applies.
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
 
     def delay(self, key: str) -> float:
         count, last = self._fails.get(key, (0, 0.0))
@@ -259,6 +264,23 @@ class LoginThrottle:
         d = self.delay(key)
         if d:
             await asyncio.sleep(d)
+
+    @contextlib.asynccontextmanager
+    async def attempt(self, key: str) -> AsyncIterator[None]:
+        """Serialise attempts of ``key`` and wait its current delay before each one."""
+        lock, users = self._locks.get(key, (None, 0))
+        lock = lock or asyncio.Lock()
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                await self.wait(key)
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users <= 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
 
 
 def current_user(request: web.Request) -> User | None:

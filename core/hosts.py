@@ -278,7 +278,10 @@ def make_exec_handler(
                         except ValueError:
                             ctl = None
                         if isinstance(ctl, dict) and ctl.get("type") == "resize":
-                            c, r = int(ctl.get("cols", 80)), int(ctl.get("rows", 24))
+                            try:
+                                c, r = int(ctl.get("cols", 80)), int(ctl.get("rows", 24))
+                            except (TypeError, ValueError, OverflowError):
+                                continue  # a bad resize frame is ignored, not fatal
                             await session.resize(max(10, min(c, 1000)), max(5, min(r, 1000)))
                             continue
                         if isinstance(ctl, dict) and ctl.get("type") == "input":

@@ -74,11 +74,19 @@ async def _base_context(request: web.Request) -> dict[str, Any]:
 
 
 def _safe_next(value: str | None) -> str:
-    # Only same-site relative paths: an open redirect would help phishing.
+    # Only same-site relative paths: an open redirect would help phishing. Browsers
+    # read "/\\evil.example" as "//evil.example" and drop tabs and newlines from URLs
+    # ("/\t/evil.example"), so backslashes and control characters are refused too.
     if not value or not value.startswith("/") or value.startswith("//"):
+        return "/"
+    if "\\" in value or any(ord(ch) < 0x21 or ord(ch) == 0x7F for ch in value):
         return "/"
     parsed = urlparse(value)
     return value if not parsed.netloc and not parsed.scheme else "/"
+
+
+def _browser_origin(request: web.Request) -> bool:
+    return "Origin" in request.headers or "Referer" in request.headers
 
 
 def _client_key(request: web.Request, username: str) -> str:
@@ -100,12 +108,12 @@ def _set_cookie(request: web.Request, resp: web.StreamResponse, token: str) -> N
 async def _login(request: web.Request, username: str, password: str) -> tuple[str, User]:
     throttle = request.app[THROTTLE_KEY]
     key = _client_key(request, username)
-    await throttle.wait(key)
-    user = await authenticate(request.app[DB_KEY], username, password)
-    if user is None:
-        throttle.failed(key)
-        raise Unauthorized(LOGIN_FAILED, code="bad_credentials")
-    throttle.succeeded(key)
+    async with throttle.attempt(key):
+        user = await authenticate(request.app[DB_KEY], username, password)
+        if user is None:
+            throttle.failed(key)
+            raise Unauthorized(LOGIN_FAILED, code="bad_credentials")
+        throttle.succeeded(key)
     return await create_session(request.app[DB_KEY], user), user
 
 
@@ -138,6 +146,10 @@ async def login_form(request: web.Request) -> web.StreamResponse:
 
 @public
 async def login_json(request: web.Request) -> web.Response:
+    # Scripts send no Origin; a browser does, and a cross-site page must not be able to
+    # sign the visitor in as someone else (login CSRF, e.g. a text/plain form post).
+    if _browser_origin(request) and not same_origin(request):
+        raise Forbidden("cross-origin login refused", code="bad_origin")
     data = await require_json(request, 16 * 1024)
     username, password = data.get("username"), data.get("password")
     if not isinstance(username, str) or not isinstance(password, str):

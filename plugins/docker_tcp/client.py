@@ -52,6 +52,9 @@ def validate_url(url: str) -> str:
             raise ValueError("a unix url needs an absolute socket path: unix:///path")
         return url
     rest = url.split("://", 1)[1].rstrip("/")
+    if "@" in rest:
+        # user:password@ would be stored in clear, listed by the API and put in errors.
+        raise ValueError("credentials in the url are not supported; use tls cert and key")
     host, _, port = rest.rpartition(":")
     if not host or "/" in rest or not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError("a tcp/https url must be host:port, e.g. tcp://10.0.0.5:2375")

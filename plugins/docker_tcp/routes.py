@@ -12,7 +12,7 @@ from archnest import (
     with_timeout,
 )
 
-from .source import DockerEngineSource
+from .source import DockerEngineSource, parse_engine_id
 from .store import public_view
 
 PREFIX = "/api/docker"
@@ -27,9 +27,7 @@ def _source(request: web.Request) -> DockerEngineSource:
 
 
 def _engine_id(raw: str) -> int:
-    if not raw.isdigit() or len(raw) > 12:
-        raise NotFound(f"unknown docker host {raw!r}", code="unknown_host")
-    return int(raw)
+    return parse_engine_id(raw)
 
 
 def resolve(request: web.Request) -> tuple[DockerEngineSource, str]:

@@ -49,6 +49,19 @@ LOCAL_FLAG = "local_socket_added"
 # Engine rows change rarely; a short cache spares a database round trip per request
 # while an edit made through another replica is still seen within a few seconds.
 CONFIG_TTL = 3.0
+# Engine ids are database integers (PostgreSQL INTEGER: 32-bit signed).
+MAX_ENGINE_ID = 2**31 - 1
+
+
+def parse_engine_id(raw: str) -> int:
+    """An engine id from a path or query, or 404 (never a 500 on odd input).
+
+    ``str.isdigit`` alone accepts "²" (which ``int`` refuses) and ids too large for
+    the column make PostgreSQL fail the query: both are simply unknown hosts.
+    """
+    if raw.isascii() and raw.isdigit() and len(raw) <= 12 and int(raw) <= MAX_ENGINE_ID:
+        return int(raw)
+    raise NotFound(f"unknown docker host {raw[:64]!r}", code="unknown_host")
 
 
 def summary_from_list(item: dict[str, Any], host_id: str) -> ContainerSummary:
@@ -126,9 +139,7 @@ class DockerEngineSource(HostSource):
         self._configs.pop(engine_id, None)
 
     async def config(self, key: str) -> EngineConfig:
-        if not key.isdigit():
-            raise NotFound(f"unknown docker host {key!r}", code="unknown_host")
-        engine_id = int(key)
+        engine_id = parse_engine_id(key)
         cached = self._configs.get(engine_id)
         now = time.monotonic()
         if cached is not None and now - cached[0] < CONFIG_TTL:
