@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from .errors import BadRequest
+from .errors import BadRequest, NotFound
 
 State = Literal["running", "paused", "exited", "created", "restarting", "dead", "removing"]
 STATES: tuple[str, ...] = ("running", "paused", "exited", "created", "restarting", "dead")
@@ -24,6 +24,20 @@ def validate_ref(ref: str) -> str:
     if not isinstance(ref, str) or not REF_PATTERN.fullmatch(ref):
         raise BadRequest("invalid container reference", code="invalid_ref")
     return ref
+
+
+MAX_ROW_ID = 2**31 - 1  # the largest id an INTEGER primary key holds on PostgreSQL
+
+
+def parse_row_id(raw: str, what: str, code: str = "unknown_host") -> int:
+    """A database id from a path or query, or 404 (never a 500 on odd input).
+
+    ``str.isdigit`` alone accepts "²" (which ``int`` refuses), and ids too large for the
+    column make PostgreSQL fail the query: both are simply unknown.
+    """
+    if raw.isascii() and raw.isdigit() and len(raw) <= 10 and int(raw) <= MAX_ROW_ID:
+        return int(raw)
+    raise NotFound(f"unknown {what} {raw[:64]!r}", code=code)
 
 
 def validate_action(action: str) -> str:

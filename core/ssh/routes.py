@@ -5,17 +5,14 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..auth import require_json
-from ..errors import BadRequest
+from ..containers import parse_row_id
 from ..keys import DB_KEY, SECRETS_KEY
 from . import SSH_POOL_KEY
 from . import targets as store
 
 
 def _target_id(request: web.Request) -> int:
-    raw = request.match_info["id"]
-    if not raw.isdigit() or len(raw) > 12:
-        raise BadRequest("target id must be an integer", code="invalid_target")
-    return int(raw)
+    return parse_row_id(request.match_info["id"], "ssh target", code="unknown_target")
 
 
 async def list_targets(request: web.Request) -> web.Response:

@@ -12,7 +12,7 @@ from typing import Any
 import asyncssh
 from sqlmodel import select
 
-from ..containers import iso_utc
+from ..containers import MAX_ROW_ID, iso_utc
 from ..db import Database, utcnow
 from ..errors import BadRequest, Conflict, HostError, NotFound
 from ..secrets import SecretBox
@@ -99,7 +99,9 @@ def _apply(t: SshTarget, data: dict, box: SecretBox) -> None:
         jump = data["jump"]
         if (
             not isinstance(jump, list)
-            or not all(isinstance(j, int) and not isinstance(j, bool) for j in jump)
+            or not all(
+                isinstance(j, int) and not isinstance(j, bool) and 0 < j <= MAX_ROW_ID for j in jump
+            )
             or len(jump) > MAX_JUMPS
         ):
             raise BadRequest(f"jump must be a list of up to {MAX_JUMPS} target ids")

@@ -29,6 +29,7 @@ from archnest import (
     SshResult,
     detail_from_inspect,
     list_ssh_targets,
+    parse_row_id,
     validate_ref,
 )
 
@@ -165,9 +166,7 @@ class SshDockerSource(HostSource):
 
     @staticmethod
     def target(key: str) -> int:
-        if not key.isdigit() or len(key) > 12:
-            raise NotFound(f"unknown ssh host {key!r}", code="unknown_host")
-        return int(key)
+        return parse_row_id(key, "ssh host")
 
     async def sudo(self, target: int) -> bool:
         spec = await self.pool.spec(target)

@@ -33,6 +33,7 @@ from archnest import (
     detail_from_inspect,
     iso_utc,
     normalise_state,
+    parse_row_id,
     stats_from_engine,
 )
 
@@ -50,18 +51,11 @@ LOCAL_FLAG = "local_socket_added"
 # while an edit made through another replica is still seen within a few seconds.
 CONFIG_TTL = 3.0
 # Engine ids are database integers (PostgreSQL INTEGER: 32-bit signed).
-MAX_ENGINE_ID = 2**31 - 1
 
 
 def parse_engine_id(raw: str) -> int:
-    """An engine id from a path or query, or 404 (never a 500 on odd input).
-
-    ``str.isdigit`` alone accepts "²" (which ``int`` refuses) and ids too large for
-    the column make PostgreSQL fail the query: both are simply unknown hosts.
-    """
-    if raw.isascii() and raw.isdigit() and len(raw) <= 12 and int(raw) <= MAX_ENGINE_ID:
-        return int(raw)
-    raise NotFound(f"unknown docker host {raw[:64]!r}", code="unknown_host")
+    """An engine id from a path or query, or 404 (never a 500 on odd input)."""
+    return parse_row_id(raw, "docker host")
 
 
 def summary_from_list(item: dict[str, Any], host_id: str) -> ContainerSummary:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 from urllib.parse import quote
 
-import pytest
 from archnest.auth import is_websocket
 from yarl import URL
 
@@ -93,7 +92,7 @@ def _check(problems: list[str], what: str, path: str, status: int, body: bytes, 
 
 
 def _is_ssh(path: str, query: str) -> bool:
-    """Routes of core/ssh and docker_ssh (owned elsewhere; see the xfail test below)."""
+    """Routes of core/ssh and docker_ssh, fuzzed in a test of their own."""
     return path.startswith(("/api/ssh/", "/api/docker-ssh/")) or "ssh%3A" in path + query
 
 
@@ -140,11 +139,6 @@ async def test_no_route_answers_500_to_odd_input(archnest_client, admin_headers)
     assert problems == [], "\n".join(problems[:40])
 
 
-@pytest.mark.xfail(
-    reason="core/ssh/routes.py _target_id and docker_ssh SshDockerSource.target use "
-    "str.isdigit(): '\u00b2' passes it and int() then raises (500); reported to the lead",
-    strict=False,
-)
 async def test_ssh_routes_answer_no_500_to_odd_input(archnest_client, admin_headers):
     problems = await _fuzz(archnest_client, admin_headers, want_ssh=True)
     assert problems == [], "\n".join(problems[:40])

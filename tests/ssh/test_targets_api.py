@@ -116,4 +116,4 @@ async def test_patch_delete_and_jump_references(archnest_client, admin_headers, 
     }
     assert (await c.delete(f"/api/ssh/targets/{hop['id']}", headers=h)).status == 200
     assert (await c.get(f"/api/ssh/targets/{hop['id']}", headers=h)).status == 404
-    assert (await c.patch("/api/ssh/targets/abc", json={}, headers=h)).status == 400
+    assert (await c.patch("/api/ssh/targets/abc", json={}, headers=h)).status == 404
