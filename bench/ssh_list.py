@@ -10,7 +10,9 @@ interleaved, ``--rounds`` rounds each (medians):
 - ours: ``GET /api/docker-ssh/hosts/{id}/containers`` (warm: the pooled connection);
 - ``docker -H ssh://target ps`` (the docker CLI's own SSH transport, a new ssh each time);
 - ``ssh target docker ps`` (a new connection per command: the naive design);
-- fan-out: the same list for all targets at once (concurrent requests) against one.
+- fan-out: the same list for all targets at once (concurrent requests) against one;
+- the CPU time of this process (the app and the benchmark's client share it) for one
+  listing and for the fan-out: the part of the fan-out that one event loop serialises.
 
     python bench/ssh_list.py [--testenv-file F] [--rounds 25] [--targets 10] [--json out.json]
 """
@@ -124,14 +126,19 @@ async def run(args: argparse.Namespace, env) -> dict:  # type: ignore[no-untyped
             cli_env = env.docker_ssh_cli_env()
             ssh_cmd = ["ssh", "-F", env.ssh_config_path, "target", "docker", "ps"]
             keys = ("ours", "cli", "ssh", "one", "fan", "local_one", "local_fan")
+            keys += ("one_cpu", "fan_cpu")
             samples: dict[str, list[float]] = {k: [] for k in keys}
             local_env = env.docker_cli_env()
             for _ in range(args.rounds):
                 samples["ours"].append(await ours(ids[0]))
                 samples["cli"].append(timed(["docker", "-H", "ssh://target", "ps"], cli_env))
                 samples["ssh"].append(timed(ssh_cmd, cli_env))
+                cpu = time.process_time()
                 samples["one"].append(await ours(ids[0]))
+                samples["one_cpu"].append(time.process_time() - cpu)
+                cpu = time.process_time()
                 samples["fan"].append(await fan_out())
+                samples["fan_cpu"].append(time.process_time() - cpu)
                 samples["local_one"].append(await local_ps(local_env, 1))
                 samples["local_fan"].append(await local_ps(local_env, len(ids)))
     finally:
@@ -179,6 +186,8 @@ def main() -> None:
     print(f"one target                   {med['one'] * 1000:8.1f} ms")
     print(f"{result['targets']} targets at once          {med['fan'] * 1000:8.1f} ms")
     print(f"fan-out / one                {result['fan_out_over_one']:8.2f}  (target <= 2)")
+    print(f"app process CPU, one         {med['one_cpu'] * 1000:8.1f} ms")
+    print(f"app process CPU, {result['targets']} at once   {med['fan_cpu'] * 1000:8.1f} ms")
     print(f"local docker ps x1           {med['local_one'] * 1000:8.1f} ms")
     print(f"local docker ps x{result['targets']} at once   {med['local_fan'] * 1000:8.1f} ms")
     ratio = result["local_docker_ps_fan_out_over_one"]

@@ -32,6 +32,7 @@ from .containers import (
     parse_row_id,
     ports_from_inspect,
     stats_from_engine,
+    summary_from_engine_list,
     validate_action,
     validate_ref,
 )
@@ -132,6 +133,7 @@ __all__ = [
     "required_role",
     "same_origin",
     "stats_from_engine",
+    "summary_from_engine_list",
     "utcnow",
     "validate_action",
     "validate_ref",

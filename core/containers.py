@@ -174,6 +174,35 @@ class LogLine(BaseModel):
     ts: str | None = None
 
 
+def summary_from_engine_list(item: dict[str, Any], host_id: str) -> ContainerSummary:
+    """One Engine API ``GET /containers/json`` entry -> the normalised list row.
+
+    Shared by every source that reads the Engine API (over TCP/unix or over SSH).
+    """
+    names = item.get("Names") or []
+    ports = [
+        Port(
+            private=p["PrivatePort"],
+            public=p.get("PublicPort"),
+            type=p.get("Type") or "tcp",
+            ip=p.get("IP") or None,
+        )
+        for p in item.get("Ports") or []
+        if "PrivatePort" in p
+    ]
+    return ContainerSummary(
+        id=item.get("Id", ""),
+        name=(names[0] if names else "").lstrip("/"),
+        image=item.get("Image", ""),
+        state=normalise_state(item.get("State") or item.get("Status")),
+        status=item.get("Status") or "",
+        created=iso_utc(item.get("Created")),
+        ports=sorted(ports, key=lambda p: (p.private, p.type, p.public or 0)),
+        labels=item.get("Labels") or {},
+        host_id=host_id,
+    )
+
+
 def cpu_percent_from_engine_stats(stats: dict) -> float | None:
     """CPU % exactly as ``docker stats`` computes it (delta of usage over delta of system)."""
     try:

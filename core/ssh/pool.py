@@ -80,9 +80,22 @@ class _Entry:
 class PooledProcess:
     """A remote process on a pooled connection; ``close()`` ends the channel."""
 
-    def __init__(self, proc: asyncssh.SSHClientProcess, release: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        proc: asyncssh.SSHClientProcess,
+        release: Callable[[], None],
+        conn: asyncssh.SSHClientConnection | None = None,
+    ) -> None:
         self.proc = proc
         self._release: Callable[[], None] | None = release
+        self._conn = conn
+
+    def alive(self) -> bool:
+        """False once the channel or its connection is closed (a drop, an idle close,
+        a reconnect or the pool closing all end every channel on the connection)."""
+        if self._release is None or self.proc.is_closing():
+            return False
+        return self._conn is None or not self._conn.is_closed()
 
     async def close(self) -> None:
         self.proc.close()
@@ -182,6 +195,12 @@ class SshPool:
             close_all(entry.conns)
             entry.conns = []
 
+    def touch(self, target_id: int) -> None:
+        """Count work done on a background process as use of the connection."""
+        entry = self._entries.get(target_id)
+        if entry is not None:
+            entry.last_used = time.monotonic()
+
     async def spec(self, target_id: int) -> ConnectSpec:
         """The target's settings (sudo etc.), connecting if needed."""
         entry, _ = await self._connection(target_id)
@@ -224,8 +243,14 @@ class SshPool:
         *,
         term_type: str | None = None,
         term_size: tuple[int, int] | None = None,
+        background: bool = False,
     ) -> PooledProcess:
-        """A long-lived process (followed logs, a terminal); the caller must close it."""
+        """A long-lived process (followed logs, a terminal); the caller must close it.
+
+        A ``background`` process (a helper kept open across requests) does not count as
+        activity: it does not keep the connection from its idle close, and it ends with
+        the connection (idle close, reconnect, ``forget``, pool close).
+        """
         for attempt in (0, 1):
             entry, conn = await self._connection(target_id)
             try:
@@ -238,13 +263,14 @@ class SshPool:
                 if attempt:
                     raise SshUnreachable(f"connection lost: {exc}") from exc
                 continue
-            entry.active += 1
+            counted = 0 if background else 1
+            entry.active += counted
 
-            def release(entry: _Entry = entry) -> None:
-                entry.active -= 1
+            def release(entry: _Entry = entry, counted: int = counted) -> None:
+                entry.active -= counted
                 entry.last_used = time.monotonic()
 
-            return PooledProcess(proc, release)
+            return PooledProcess(proc, release, conn)
         raise AssertionError("unreachable")  # pragma: no cover
 
     @contextlib.asynccontextmanager

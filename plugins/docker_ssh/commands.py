@@ -19,7 +19,7 @@ ID_FORMAT = "{{.Id}}"
 VERSION_FORMAT = "{{.Server.Version}}"
 VERBS = frozenset(
     {"ps", "inspect", "stats", "logs", "start", "stop", "restart", "pause", "unpause", "kill"}
-    | {"rm", "exec", "version"}
+    | {"rm", "exec", "version", "system"}
 )
 ACTION_VERBS = {
     "start": "start",
@@ -61,6 +61,11 @@ def _tag(tag: str) -> str:
 
 def version(sudo: bool) -> str:
     return _line(sudo, "version", "--format", VERSION_FORMAT)
+
+
+def dial_stdio(sudo: bool) -> str:
+    """The docker CLI as a pipe to the host's Engine API (honours the remote DOCKER_HOST)."""
+    return _line(sudo, "system", "dial-stdio")
 
 
 def ps(sudo: bool, all: bool = False) -> str:

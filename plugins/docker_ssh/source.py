@@ -1,4 +1,12 @@
-"""The ``ssh`` HostSource: SSH targets flagged ``docker`` are Docker hosts."""
+"""The ``ssh`` HostSource: SSH targets flagged ``docker`` are Docker hosts.
+
+Every command runs the docker CLI on the host, built in ``commands``, on a channel of
+the target's pooled SSH connection. Listing (and the health probe) first take the
+Engine API fast path of ``engine``: one long-lived ``docker system dial-stdio`` per
+target speaking HTTP/1.1 keep-alive, which spares a docker CLI start per request; rows
+are normalised by the core's ``summary_from_engine_list``, as in the Engine API source.
+Any failure there falls back to the CLI for that request.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +20,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from archnest import (
     DB_KEY,
+    SETTINGS_KEY,
     SSH_POOL_KEY,
     Capabilities,
     Conflict,
@@ -30,10 +39,12 @@ from archnest import (
     detail_from_inspect,
     list_ssh_targets,
     parse_row_id,
+    summary_from_engine_list,
     validate_ref,
 )
 
 from . import commands
+from .engine import EngineFastPath
 from .parse import make_line, merge_logs, parse_ps, parse_stats, split_timestamp
 
 CAPABILITIES = Capabilities(manage=True, exec=True, logs=True, stats=True)
@@ -159,10 +170,24 @@ class SshDockerSource(HostSource):
 
     def __init__(self, app: web.Application) -> None:
         self._app = app
+        self._engine: EngineFastPath | None = None
+        self.cli_runs = 0  # docker CLI commands run (tests tell the paths apart)
 
     @property
     def pool(self) -> SshPool:
         return self._app[SSH_POOL_KEY]
+
+    @property
+    def engine(self) -> EngineFastPath:
+        pool = self.pool
+        if self._engine is None or self._engine.pool is not pool:
+            flag = self._app[SETTINGS_KEY].extra.get("ARCHNEST_SSH_ENGINE_API", "1")
+            self._engine = EngineFastPath(pool, enabled=flag.lower() not in ("0", "false", "no"))
+        return self._engine
+
+    async def close(self) -> None:
+        if self._engine is not None:
+            await self._engine.close()
 
     @staticmethod
     def target(key: str) -> int:
@@ -180,6 +205,7 @@ class SshDockerSource(HostSource):
         if ref is not None:
             validate_ref(ref)  # refused before the pool is touched, not just before the run
         sudo = await self.sudo(target)
+        self.cli_runs += 1
         return check(await self.pool.run(target, build(sudo, *args, **kw)), ref)
 
     async def list_hosts(self) -> list[HostInfo]:
@@ -195,9 +221,15 @@ class SshDockerSource(HostSource):
         ]
 
     async def probe(self, key: str) -> None:
-        await self.docker(key, commands.version)
+        target = self.target(key)
+        if not await self.engine.ping(target, await self.sudo(target)):
+            await self.docker(key, commands.version)
 
     async def list_containers(self, key: str, all: bool = False) -> list[ContainerSummary]:
+        target = self.target(key)
+        items = await self.engine.list_containers(target, await self.sudo(target), all)
+        if items is not None:
+            return [summary_from_engine_list(item, self.host_id(key)) for item in items]
         result = await self.docker(key, commands.ps, all)
         return parse_ps(result.stdout, self.host_id(key))
 

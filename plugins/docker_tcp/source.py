@@ -29,12 +29,10 @@ from archnest import (
     LogLine,
     LogOptions,
     NotFound,
-    Port,
     detail_from_inspect,
-    iso_utc,
-    normalise_state,
     parse_row_id,
     stats_from_engine,
+    summary_from_engine_list,
 )
 
 from .client import ClientPool, EngineConfig, engine_errors
@@ -56,32 +54,6 @@ CONFIG_TTL = 3.0
 def parse_engine_id(raw: str) -> int:
     """An engine id from a path or query, or 404 (never a 500 on odd input)."""
     return parse_row_id(raw, "docker host")
-
-
-def summary_from_list(item: dict[str, Any], host_id: str) -> ContainerSummary:
-    """One ``GET /containers/json`` entry -> the normalised list row."""
-    names = item.get("Names") or []
-    ports = [
-        Port(
-            private=p["PrivatePort"],
-            public=p.get("PublicPort"),
-            type=p.get("Type") or "tcp",
-            ip=p.get("IP") or None,
-        )
-        for p in item.get("Ports") or []
-        if "PrivatePort" in p
-    ]
-    return ContainerSummary(
-        id=item.get("Id", ""),
-        name=(names[0] if names else "").lstrip("/"),
-        image=item.get("Image", ""),
-        state=normalise_state(item.get("State") or item.get("Status")),
-        status=item.get("Status") or "",
-        created=iso_utc(item.get("Created")),
-        ports=sorted(ports, key=lambda p: (p.private, p.type, p.public or 0)),
-        labels=item.get("Labels") or {},
-        host_id=host_id,
-    )
 
 
 class DockerEngineSource(HostSource):
@@ -199,7 +171,7 @@ class DockerEngineSource(HostSource):
         host_id = self.host_id(cfg.id)
         with engine_errors(cfg, "list"):
             items = await client.containers.list(all=all)
-        return [summary_from_list(c._container, host_id) for c in items]
+        return [summary_from_engine_list(c._container, host_id) for c in items]
 
     async def _inspect(self, cfg: EngineConfig, client: aiodocker.Docker, ref: str) -> dict:
         try:

@@ -6,10 +6,9 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from archnest import LogOptions
+from archnest import LogOptions, summary_from_engine_list
 from archnest_docker_tcp.client import EngineConfig, validate_url
 from archnest_docker_tcp.logs import LineSplitter, log_params
-from archnest_docker_tcp.source import summary_from_list
 from archnest_docker_tcp.tlsconf import build_ssl_context, client_cert_problem
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -66,7 +65,7 @@ def test_log_params() -> None:
     assert (p["tail"], p["timestamps"], p["since"], p["follow"]) == ("5", "1", "7", "0")
 
 
-def test_summary_from_list_row() -> None:
+def test_summary_from_engine_list_row() -> None:
     row = {
         "Id": "a" * 64,
         "Names": ["/web"],
@@ -80,7 +79,7 @@ def test_summary_from_list_row() -> None:
         ],
         "Labels": {"a": "b"},
     }
-    s = summary_from_list(row, "docker:1")
+    s = summary_from_engine_list(row, "docker:1")
     assert (s.name, s.state, s.created) == ("web", "running", "2023-11-14T22:13:20Z")
     assert [(p.private, p.public, p.type) for p in s.ports] == [
         (53, None, "udp"),
