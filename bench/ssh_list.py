@@ -122,11 +122,24 @@ async def run(args: argparse.Namespace, env) -> dict:  # type: ignore[no-untyped
                 await asyncio.gather(*(ours(t) for t in ids))
                 return time.perf_counter() - start
 
+            async def aggregated(query: str) -> float:
+                # One request listing many hosts (GET /api/containers), the way a page
+                # showing every host's containers asks for them.
+                start = time.perf_counter()
+                async with http.get("/api/containers?" + query) as r:
+                    assert r.status == 200, await r.text()
+                    body = await r.json()
+                assert all(h["status"] == "ok" for h in body["hosts"]), body["hosts"]
+                return time.perf_counter() - start
+
+            one_query = f"host=ssh:{ids[0]}"
+            all_query = "&".join(f"host=ssh:{t}" for t in ids)
+
             await fan_out()  # warm every pooled connection
             cli_env = env.docker_ssh_cli_env()
             ssh_cmd = ["ssh", "-F", env.ssh_config_path, "target", "docker", "ps"]
             keys = ("ours", "cli", "ssh", "one", "fan", "local_one", "local_fan")
-            keys += ("one_cpu", "fan_cpu")
+            keys += ("one_cpu", "fan_cpu", "agg_one", "agg_fan")
             samples: dict[str, list[float]] = {k: [] for k in keys}
             local_env = env.docker_cli_env()
             for _ in range(args.rounds):
@@ -139,6 +152,8 @@ async def run(args: argparse.Namespace, env) -> dict:  # type: ignore[no-untyped
                 cpu = time.process_time()
                 samples["fan"].append(await fan_out())
                 samples["fan_cpu"].append(time.process_time() - cpu)
+                samples["agg_one"].append(await aggregated(one_query))
+                samples["agg_fan"].append(await aggregated(all_query))
                 samples["local_one"].append(await local_ps(local_env, 1))
                 samples["local_fan"].append(await local_ps(local_env, len(ids)))
     finally:
@@ -154,6 +169,7 @@ async def run(args: argparse.Namespace, env) -> dict:  # type: ignore[no-untyped
         "ours_over_docker_ssh": med["ours"] / med["cli"],
         "ours_over_ssh_docker_ps": med["ours"] / med["ssh"],
         "fan_out_over_one": med["fan"] / med["one"],
+        "aggregated_fan_out_over_one": med["agg_fan"] / med["agg_one"],
         "local_docker_ps_fan_out_over_one": med["local_fan"] / med["local_one"],
     }
 
@@ -186,6 +202,10 @@ def main() -> None:
     print(f"one target                   {med['one'] * 1000:8.1f} ms")
     print(f"{result['targets']} targets at once          {med['fan'] * 1000:8.1f} ms")
     print(f"fan-out / one                {result['fan_out_over_one']:8.2f}  (target <= 2)")
+    print(f"one request, 1 host          {med['agg_one'] * 1000:8.1f} ms  (GET /api/containers)")
+    print(f"one request, {result['targets']} hosts        {med['agg_fan'] * 1000:8.1f} ms")
+    agg = result["aggregated_fan_out_over_one"]
+    print(f"one request: {result['targets']} hosts / 1    {agg:8.2f}  (target <= 2)")
     print(f"app process CPU, one         {med['one_cpu'] * 1000:8.1f} ms")
     print(f"app process CPU, {result['targets']} at once   {med['fan_cpu'] * 1000:8.1f} ms")
     print(f"local docker ps x1           {med['local_one'] * 1000:8.1f} ms")

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import WSMsgType, web
 
 from .auth import websocket
-from .containers import validate_action, validate_ref
+from .containers import ContainerSummary, validate_action, validate_ref
 from .errors import ApiError, BadRequest, HostTimeout, NotFound
 from .keys import SETTINGS_KEY, SOURCES_KEY
 from .sources import HostInfo, HostSource, LogOptions
@@ -46,39 +46,74 @@ async def with_timeout(app: web.Application, coro: Awaitable, what: str):  # typ
         raise HostTimeout(f"{what}: no answer within {timeout:g}s") from exc
 
 
-async def _probe(app: web.Application, source: HostSource, host: HostInfo) -> HostInfo:
-    if host.status in ("error", "stale"):
-        return host
-    key = host.id.partition(":")[2]
+async def _guarded(app: web.Application, host: HostInfo, coro: Awaitable, what: str):  # type: ignore[no-untyped-def]
+    """Run one host call; a failure becomes that host's status and error, never raises."""
     try:
-        await with_timeout(app, source.probe(key), host.name)
+        result = await with_timeout(app, coro, host.name)
     except ApiError as exc:
         host.status, host.error = "error", exc.message
+        return None
     except Exception as exc:  # a plugin bug must stay that host's problem
-        log.warning("probe of %s failed: %r", host.id, exc)
+        log.warning("%s of %s failed: %r", what, host.id, exc)
         host.status, host.error = "error", f"{type(exc).__name__}: {exc}"
-    else:
-        if host.status == "unknown":
-            host.status = "ok"
+        return None
+    if host.status == "unknown":
+        host.status = "ok"
+    return result
+
+
+async def _probe(app: web.Application, source: HostSource, host: HostInfo) -> HostInfo:
+    if host.status not in ("error", "stale"):
+        await _guarded(app, host, source.probe(host.id.partition(":")[2]), "probe")
     return host
+
+
+async def _hosts_of(app: web.Application, source: HostSource) -> list[HostInfo]:
+    try:
+        return await with_timeout(app, source.list_hosts(), f"source {source.name}")
+    except Exception as exc:
+        log.warning("source %s could not list hosts: %r", source.name, exc)
+        return []
 
 
 async def list_all_hosts(app: web.Application, probe: bool = True) -> list[HostInfo]:
     """Every host of every source, probed concurrently; failures stay per host."""
-    sources = _sources(app)
 
     async def hosts_of(source: HostSource) -> list[HostInfo]:
-        try:
-            hosts = await with_timeout(app, source.list_hosts(), f"source {source.name}")
-        except Exception as exc:
-            log.warning("source %s could not list hosts: %r", source.name, exc)
-            return []
+        hosts = await _hosts_of(app, source)
         if not probe:
             return hosts
         return list(await asyncio.gather(*(_probe(app, source, h) for h in hosts)))
 
-    groups = await asyncio.gather(*(hosts_of(s) for s in sources.values()))
+    groups = await asyncio.gather(*(hosts_of(s) for s in _sources(app).values()))
     return [h for group in groups for h in group]
+
+
+async def list_all_containers(
+    app: web.Application,
+    *,
+    all: bool = False,
+    sources: set[str] | None = None,
+    host_ids: set[str] | None = None,
+) -> tuple[list[HostInfo], list[ContainerSummary]]:
+    """Containers of many hosts in one call, listed concurrently; the listing doubles as
+    the health check, so a dead host is its own error and the others still list."""
+    chosen = [s for s in _sources(app).values() if sources is None or s.name in sources]
+    groups = await asyncio.gather(*(_hosts_of(app, s) for s in chosen))
+    pairs = [
+        (source, host)
+        for source, hosts in zip(chosen, groups, strict=True)
+        for host in hosts
+        if host_ids is None or host.id in host_ids
+    ]
+    listed = await asyncio.gather(
+        *(
+            _guarded(app, host, source.list_containers(host.id.partition(":")[2], all=all), "list")
+            for source, host in pairs
+        )
+    )
+    containers = [c for items in listed for c in (items or [])]
+    return [host for _, host in pairs], containers
 
 
 def _flag(request: web.Request, name: str) -> bool:
@@ -311,7 +346,24 @@ async def hosts_index(request: web.Request) -> web.Response:
     return web.json_response([h.model_dump(mode="json") for h in hosts])
 
 
+async def containers_index(request: web.Request) -> web.Response:
+    """``GET /api/containers[?all=1][&source=ssh][&host=ssh:1&host=...]``: every chosen
+    host's containers in one answer, with each host's status and error."""
+    sources = set(request.query.getall("source", [])) or None
+    host_ids = set(request.query.getall("host", [])) or None
+    hosts, containers = await list_all_containers(
+        request.app, all=_flag(request, "all"), sources=sources, host_ids=host_ids
+    )
+    return web.json_response(
+        {
+            "hosts": [h.model_dump(mode="json") for h in hosts],
+            "containers": [c.model_dump(mode="json") for c in containers],
+        }
+    )
+
+
 def setup_unified_routes(app: web.Application) -> None:
     app.router.add_get("/api/hosts", hosts_index)
+    app.router.add_get("/api/containers", containers_index)
     add_container_routes(app, "/api/hosts/{host_id}", _unified_resolver)
     app.router.add_get("/api/exec", make_exec_handler(_unified_resolver))

@@ -154,3 +154,23 @@ async def test_actions_are_admin_only_and_validated(client, admin_headers, viewe
     r = await client.post("/api/hosts/t:good/containers/web/remove?force=1", headers=admin_headers)
     assert r.status == 200
     assert ("action", "good", "web", "remove", True) in client.source.calls
+
+
+async def test_all_containers_in_one_call_with_per_host_errors(client, viewer_headers):
+    r = await client.get("/api/containers?source=t&all=1", headers=viewer_headers)
+    assert r.status == 200
+    body = await r.json()
+    hosts = {h["id"]: h for h in body["hosts"]}
+    assert set(hosts) == {"t:good", "t:slow", "t:broken"}
+    assert hosts["t:good"]["status"] == "ok"
+    assert hosts["t:slow"]["status"] == "error" and "no answer within" in hosts["t:slow"]["error"]
+    # "broken" fails its probe only; listing it works, so it is ok here.
+    assert [c["host_id"] for c in body["containers"]] == ["t:good", "t:broken"]
+    assert ("list", "good", True) in client.source.calls
+
+    r = await client.get("/api/containers?host=t:good", headers=viewer_headers)
+    body = await r.json()
+    assert [h["id"] for h in body["hosts"]] == ["t:good"] and len(body["containers"]) == 1
+    r = await client.get("/api/containers?source=nope", headers=viewer_headers)
+    assert await r.json() == {"hosts": [], "containers": []}
+    assert (await client.get("/api/containers")).status == 401
