@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import re
 import time
 from typing import Any
 
+import orjson
 from archnest import HostError, PooledProcess, SshPool
 
 from . import commands
@@ -187,7 +187,7 @@ class EngineStream:
         if raw:
             return body
         try:
-            return json.loads(body)
+            return orjson.loads(body)
         except ValueError as exc:
             raise EngineProtocolError("unreadable JSON") from exc
 
