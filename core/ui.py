@@ -19,7 +19,7 @@ from markupsafe import Markup
 from .auth import current_user
 from .containers import ContainerDetail, validate_ref
 from .errors import ApiError, NotFound
-from .hosts import list_all_hosts, resolve_host_id, with_timeout
+from .hosts import list_all_containers, list_all_hosts, resolve_host_id, with_timeout
 from .keys import PM_KEY, SOURCES_KEY
 from .plugin_types import Panel
 from .plugins import flatten
@@ -31,6 +31,8 @@ log = logging.getLogger("archnest.ui")
 # Host statuses in the order the selector sorts them within a source group.
 STATUS_ORDER = {"ok": 0, "stale": 1, "unknown": 2, "error": 3}
 MANAGE_ACTIONS = ("start", "stop", "restart", "pause", "unpause", "remove")
+# States in which a row offers "Stop" rather than "Start" (as in app.js).
+LIVE_STATES = ("running", "paused", "restarting")
 
 
 async def index(request: web.Request) -> web.Response:
@@ -109,10 +111,51 @@ async def containers_partial(request: web.Request) -> web.Response:
         return aiohttp_jinja2.render_template(
             "core/_containers.html",
             request,
-            {"host": host, "containers": items, "show_all": show_all, "ref_of": _ref_of},
+            {
+                "host": host,
+                "rows": [(c, host) for c in items],
+                "show_all": show_all,
+                **_table_context(request, [host]),
+            },
         )
 
     return await _guard(request, f"containers of {host_id}", render())
+
+
+async def all_containers_partial(request: web.Request) -> web.Response:
+    """Every host's containers in one table; a failed host is a warning above it."""
+    show_all = request.query.get("all", "0") in ("1", "true", "on")
+
+    async def render() -> web.Response:
+        hosts, items = await list_all_containers(request.app, all=show_all)
+        by_id = {h.id: h for h in hosts}
+        rows = sorted(
+            ((c, by_id[c.host_id]) for c in items if c.host_id in by_id),
+            key=lambda row: (row[1].name.lower(), row[1].id, row[0].name.lower()),
+        )
+        return aiohttp_jinja2.render_template(
+            "core/_all_containers.html",
+            request,
+            {
+                "hosts": hosts,
+                "failed": [h for h in hosts if h.status in ("error", "stale")],
+                "rows": rows,
+                "show_all": show_all,
+                **_table_context(request, hosts),
+            },
+        )
+
+    return await _guard(request, "the containers of all hosts", render())
+
+
+def _table_context(request: web.Request, hosts: list[HostInfo]) -> dict[str, Any]:
+    """What the shared container table needs: which hosts get row quick actions."""
+    admin = _is_admin(request)
+    return {
+        "ref_of": _ref_of,
+        "manageable": {h.id for h in hosts if admin and h.capabilities.manage},
+        "live_states": LIVE_STATES,
+    }
 
 
 def _ref_of(container: Any) -> str:
@@ -198,5 +241,6 @@ def setup_ui_routes(app: web.Application) -> None:
     app.router.add_get("/", index)
     app.router.add_get("/containers", containers_page)
     app.router.add_get("/ui/hosts", hosts_partial)
+    app.router.add_get("/ui/containers", all_containers_partial)
     app.router.add_get("/ui/hosts/{host_id}/containers", containers_partial)
     app.router.add_get("/ui/hosts/{host_id}/containers/{ref}", detail_partial)

@@ -9,6 +9,7 @@
 
   var STORE_KEY = "archnest.containers.v1";
   var LIVE_STATES = ["running", "paused", "restarting"];
+  var ALL_HOSTS = "all";
   var state = { host: "", all: false, tabs: [], active: null };
   var openTabs = new Map(); // key -> {host, ref, tab, wrap, panel}
   var seq = 0;
@@ -67,7 +68,9 @@
   // ---- hosts ---------------------------------------------------------------------
   function loadHosts() {
     hostListEl.setAttribute("aria-busy", "true");
-    return htmx.ajax("GET", "/ui/hosts?host=" + enc(state.host), { target: hostListEl, swap: "innerHTML" });
+    return htmx.ajax("GET", "/ui/hosts?host=" + enc(state.host), {
+      source: hostListEl, target: hostListEl, swap: "innerHTML"
+    });
   }
 
   function markCurrentHost() {
@@ -109,8 +112,13 @@
   function loadList() {
     if (!state.host) return Promise.resolve();
     listEl.setAttribute("aria-busy", "true");
-    var url = "/ui/hosts/" + enc(state.host) + "/containers" + (state.all ? "?all=1" : "");
-    return htmx.ajax("GET", url, { target: listEl, swap: "innerHTML" });
+    // "all" is no host id (those are "source:key"): the one table of every host.
+    var url = (state.host === ALL_HOSTS ? "/ui/containers" : "/ui/hosts/" + enc(state.host) + "/containers") +
+      (state.all ? "?all=1" : "");
+    // Its own element as the source: htmx syncs requests per source element (hx-sync on
+    // #container-list: a newer list replaces one in flight), so the host list loading at
+    // the same time does not drop this one.
+    return htmx.ajax("GET", url, { source: listEl, target: listEl, swap: "innerHTML" });
   }
 
   function applyFilter() {
@@ -118,7 +126,10 @@
     var rows = listEl.querySelectorAll("tbody tr");
     var shown = 0;
     rows.forEach(function (tr) {
-      var hay = tr.dataset.search || "";
+      // State and status change with the row's quick actions: read them live.
+      var status = tr.querySelector(".col-status");
+      var hay = (tr.dataset.search || "") + " " + (tr.dataset.state || "") + " " +
+        (status ? status.textContent.toLowerCase() : "");
       var ok = words.every(function (w) { return hay.indexOf(w) !== -1; });
       tr.hidden = !ok;
       if (ok) shown++;
@@ -133,9 +144,10 @@
     listEl.removeAttribute("aria-busy");
     var summary = listEl.querySelector(".host-summary");
     var link = hostListEl.querySelector(".host-link[aria-current]");
-    titleEl.textContent = summary
-      ? summary.dataset.hostName + " \u00b7 " + summary.dataset.source
-      : link ? link.dataset.hostName + " \u00b7 " + link.dataset.source : state.host;
+    var named = summary || link;
+    titleEl.textContent = named
+      ? named.dataset.hostName + (named.dataset.source ? " \u00b7 " + named.dataset.source : "")
+      : state.host;
     applyFilter();
   }
 
@@ -310,7 +322,7 @@
           flash("Removed " + name + " at " + when + ".");
           return loadList();
         }
-        if (entry.host === state.host) loadList();
+        if (entry.host === state.host || state.host === ALL_HOSTS) loadList();
         return loadDetail(entry, currentSection(entry)).then(function () {
           showResult(entry, action + " " + name + ": done at " + when + ".", false);
         });
@@ -320,6 +332,76 @@
         loadDetail(entry, currentSection(entry)).then(function () {
           showResult(entry, action + " failed: " + err.message, true);
         });
+      });
+  }
+
+  // ---- row quick actions (start/stop, restart) ---------------------------------------
+  function showRowResult(tr, text, isError) {
+    var out = tr.querySelector(".row-result");
+    if (!out) return;
+    out.textContent = text;
+    out.className = "row-result " + (isError ? "error-text" : "ok-text");
+    out.setAttribute("role", isError ? "alert" : "status");
+  }
+
+  function setRowState(tr, c) {
+    tr.dataset.state = c.state;
+    var badge = tr.querySelector(".state");
+    if (badge) {
+      badge.textContent = c.state;
+      badge.className = "badge state state-" + c.state;
+    }
+    var status = tr.querySelector(".col-status");
+    if (status) status.textContent = c.status || "";
+    var toggle = tr.querySelector(".row-toggle");
+    if (toggle) {
+      var verb = LIVE_STATES.indexOf(c.state) !== -1 ? "Stop" : "Start";
+      toggle.dataset.action = verb.toLowerCase();
+      toggle.textContent = verb;
+      toggle.setAttribute("aria-label", verb + " " + c.name);
+    }
+  }
+
+  function fetchJson(url, method) {
+    return fetch(url, { method: method, credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (r) {
+        return r.json().catch(function () { return null; }).then(function (body) {
+          if (!r.ok) {
+            throw new Error(body && body.error ? body.error.message + " (" + body.error.code + ")" : "HTTP " + r.status);
+          }
+          return body;
+        });
+      });
+  }
+
+  function runRowAction(btn) {
+    var tr = btn.closest("tr");
+    var action = btn.dataset.action;
+    var host = tr.dataset.host;
+    var ref = tr.dataset.ref;
+    var buttons = tr.querySelectorAll(".row-action");
+    var hadFocus = document.activeElement === btn;
+    buttons.forEach(function (b) { b.disabled = true; });
+    showRowResult(tr, action + "\u2026", false);
+    var refresh = function () {
+      return fetchJson(apiBase(host, ref), "GET").then(function (c) { setRowState(tr, c); });
+    };
+    fetchJson(apiBase(host, ref) + "/" + action, "POST")
+      .then(function () {
+        return refresh().then(function () {
+          showRowResult(tr, action + ": done", false);
+          var entry = openTabs.get(host + "/" + ref);
+          if (entry) loadDetail(entry, currentSection(entry));
+        });
+      })
+      .catch(function (err) {
+        showRowResult(tr, action + " failed: " + err.message, true);
+        return refresh().catch(function () { /* the error above says enough */ });
+      })
+      .finally(function () {
+        buttons.forEach(function (b) { b.disabled = false; });
+        if (hadFocus) btn.focus();
+        applyFilter();
       });
   }
 
@@ -357,6 +439,8 @@
     if (close) { closeTab(close.dataset.key); return; }
     var tab = t.closest("[role=tab]");
     if (tab) { selectTab(tab, false); return; }
+    var rowAction = t.closest(".row-action");
+    if (rowAction) { runRowAction(rowAction); return; }
     var action = t.closest(".btn-action");
     if (action) { runAction(action); return; }
     var refresh = t.closest(".detail-refresh");

@@ -48,6 +48,16 @@ async def _pick_host(page, host_id: str) -> None:  # type: ignore[no-untyped-def
     ).to_be_attached()
 
 
+async def _no_sideways_scroll(page) -> None:  # type: ignore[no-untyped-def]
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"the page scrolls sideways at phone width ({width}px)"
+
+
+async def _docker_and_ssh(live, te) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    _make_containers(te)
+    return await add_docker_host(live, te.docker_unix_url), await add_ssh_host(live, te)
+
+
 async def _open(page, name: str):  # type: ignore[no-untyped-def]
     opener = page.locator(f'#container-list .open-container[data-name="{name}"]')
     host_id = await opener.get_attribute("data-host")
@@ -303,13 +313,11 @@ async def test_phone_width_and_keyboard_tabs(browser, live_app, testenv_docker) 
     await expect(toggle).to_contain_text("engine-local")
     await expect(toggle).to_have_attribute("aria-expanded", "false")
     await expect(down).to_be_hidden()
-    width = await page.evaluate("document.documentElement.scrollWidth")
-    assert width <= 390, f"page scrolls sideways at phone width ({width}px)"
+    await _no_sideways_scroll(page)
     await screenshot(page, "phone-list")
     web = await _open(page, "ui-web")
     await expect(web.get_by_role("button", name="Stop", exact=True)).to_be_visible()
-    width = await page.evaluate("document.documentElement.scrollWidth")
-    assert width <= 390, f"detail scrolls sideways at phone width ({width}px)"
+    await _no_sideways_scroll(page)
     await screenshot(page, "phone-detail")
     await toggle.click()
     await expect(down).to_be_visible()
@@ -333,5 +341,126 @@ async def test_phone_width_and_keyboard_tabs(browser, live_app, testenv_docker) 
     await expect(page.get_by_role("tab", name="ui-web")).to_have_count(0)
     await expect(containers_tab).to_have_attribute("aria-selected", "true")
     # The browser logs nothing for a host that is down: its error is in the page.
+    assert watch.errors == []
+    await context.close()
+
+
+def _host_row(page, host_id: str, name: str):  # type: ignore[no-untyped-def]
+    return page.locator(
+        f'#container-list tbody tr[data-host="{host_id}"]',
+        has=page.locator(f'[data-name="{name}"]'),
+    )
+
+
+async def _pick_all_hosts(page) -> None:  # type: ignore[no-untyped-def]
+    await page.get_by_role("link", name=re.compile(r"^All hosts")).click()
+    await expect(page.locator('#container-list .host-summary[data-host="all"]')).to_be_attached()
+    await expect(page.locator("#list-title")).to_contain_text("All hosts")
+
+
+async def test_all_hosts_one_table_with_host_warnings(browser, live_app, testenv_docker) -> None:  # type: ignore[no-untyped-def]
+    te = testenv_docker
+    docker_id, ssh_id = await _docker_and_ssh(live_app, te)
+    agent_id = await report_from_agent(live_app, te)
+    dead_id = await add_docker_host(live_app, "tcp://127.0.0.1:1", name="engine-dead")
+
+    context, page, watch = await new_page(browser, live_app)
+    await login(page, "alice", "alice-password-1")
+    await _pick_all_hosts(page)
+    assert "host=all" in page.url
+    table = page.get_by_role("table", name="Containers on all hosts")
+    await expect(table.get_by_role("columnheader", name="Host")).to_be_visible()
+    # One table with every working host's containers, each row naming its host and source.
+    for source, host_id in (("docker", docker_id), ("ssh", ssh_id), ("agent", agent_id)):
+        row = _host_row(page, host_id, "ui-web")
+        await expect(row).to_be_visible()
+        await expect(row.locator(".col-host .badge-source")).to_have_text(source)
+        await expect(row.locator(".state")).to_have_text("running")
+    # Agent rows are read-only; docker and ssh rows get quick actions.
+    await expect(_host_row(page, agent_id, "ui-web").locator(".row-action")).to_have_count(0)
+    await expect(
+        _host_row(page, ssh_id, "ui-web").get_by_role("button", name="Stop ui-web", exact=True)
+    ).to_be_visible()
+    # The dead engine is an inline warning with its error; the rest still lists.
+    warning = page.locator(f'#container-list .host-warning[data-host="{dead_id}"]')
+    await expect(warning).to_contain_text("engine-dead")
+    await expect(warning.locator(".error-message")).not_to_be_empty()
+    await expect(page.locator(f'#container-list tbody tr[data-host="{dead_id}"]')).to_have_count(0)
+    await expect(_host_row(page, docker_id, "ui-oneshot")).to_have_count(0)
+    await page.get_by_label("Show stopped").check()
+    await expect(_host_row(page, docker_id, "ui-oneshot")).to_be_visible()
+    await expect(_host_row(page, ssh_id, "ui-oneshot").locator(".state")).to_have_text("exited")
+    await screenshot(page, "all-hosts")
+
+    # The filter matches host names too.
+    await page.get_by_label("Filter containers").fill("ssh-target")
+    await expect(_host_row(page, ssh_id, "ui-worker")).to_be_visible()
+    await expect(_host_row(page, docker_id, "ui-worker")).to_be_hidden()
+    await expect(_host_row(page, agent_id, "ui-worker")).to_be_hidden()
+    await page.get_by_label("Filter containers").fill("")
+
+    # A row opens its detail tab for its own host, as from a single host's list.
+    await _host_row(page, ssh_id, "ui-worker").locator(".open-container").click()
+    detail = page.locator(f'.detail[data-name="ui-worker"][data-host="{ssh_id}"]')
+    await expect(detail).to_be_visible()
+    await page.reload()
+    await expect(detail).to_be_visible()
+    await page.get_by_role("tab", name="Containers", exact=True).click()
+    await expect(_host_row(page, agent_id, "ui-web")).to_be_visible()
+
+    # Phone width: the table scrolls inside its box, the page does not.
+    await page.set_viewport_size({"width": 390, "height": 844})
+    await expect(_host_row(page, docker_id, "ui-web")).to_be_visible()
+    await _no_sideways_scroll(page)
+    assert watch.errors == []
+    await context.close()
+
+
+async def test_row_quick_actions_admin_only(browser, live_app, testenv_docker) -> None:  # type: ignore[no-untyped-def]
+    te = testenv_docker
+    docker_id, ssh_id = await _docker_and_ssh(live_app, te)
+
+    context, page, watch = await new_page(browser, live_app)
+    await login(page, "alice", "alice-password-1")
+    await _pick_host(page, docker_id)
+    row = _row(page, "ui-web")
+    await row.get_by_role("button", name="Stop ui-web", exact=True).click()
+    await expect(row.locator(".state")).to_have_text("exited")
+    await expect(row.locator(".row-result")).to_contain_text("stop: done")
+    assert te.docker("inspect", "-f", "{{.State.Status}}", "ui-web") == "exited"
+    # Keyboard: the same button is now "Start", keeps focus and works with Enter.
+    start = row.get_by_role("button", name="Start ui-web", exact=True)
+    await expect(start).to_be_focused()
+    await page.keyboard.press("Enter")
+    await expect(row.locator(".state")).to_have_text("running")
+    await expect(row.locator(".row-result")).to_contain_text("start: done")
+    await expect(row.get_by_role("button", name="Stop ui-web", exact=True)).to_be_enabled()
+
+    # The same from the all-hosts table, on the ssh host's row.
+    await _pick_all_hosts(page)
+    ssh_row = _host_row(page, ssh_id, "ui-worker")
+    await ssh_row.get_by_role("button", name="Restart ui-worker", exact=True).click()
+    await expect(ssh_row.locator(".row-result")).to_contain_text("restart: done")
+    await expect(ssh_row.locator(".state")).to_have_text("running")
+    await ssh_row.get_by_role("button", name="Stop ui-worker", exact=True).click()
+    await expect(ssh_row.locator(".state")).to_have_text("exited")
+    await expect(_host_row(page, docker_id, "ui-worker").locator(".state")).to_have_text("running")
+    await page.get_by_label("Show stopped").check()  # a fresh list: the server agrees
+    await expect(_host_row(page, docker_id, "ui-worker").locator(".state")).to_have_text("exited")
+    await ssh_row.get_by_role("button", name="Start ui-worker", exact=True).click()
+    await expect(ssh_row.locator(".state")).to_have_text("running")
+    assert watch.errors == []
+    await context.close()
+
+    # A viewer sees the same tables without any row buttons.
+    context, page, watch = await new_page(browser, live_app)
+    await login(page, "victor", VIEWER_PASSWORD)
+    await _pick_host(page, docker_id)
+    await expect(_row(page, "ui-web")).to_be_visible()
+    await expect(page.locator("#container-list .row-action")).to_have_count(0)
+    await _pick_all_hosts(page)
+    await expect(_host_row(page, ssh_id, "ui-web")).to_be_visible()
+    await expect(page.locator("#container-list .row-action")).to_have_count(0)
+    await expect(page.get_by_role("columnheader", name="Actions")).to_have_count(0)
     assert watch.errors == []
     await context.close()

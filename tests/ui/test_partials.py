@@ -123,6 +123,41 @@ async def test_names_are_escaped(aiohttp_client, archnest_settings, testenv_dock
     assert "<img src=x" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
 
 
+async def test_all_hosts_partial(aiohttp_client, archnest_settings, testenv_docker) -> None:  # type: ignore[no-untyped-def]
+    te = testenv_docker
+    te.run_container("ui-all", ["sleep", "3600"], extra_args=["--stop-timeout", "1"])
+    te.run_container("ui-all-done", ["true"])
+    client = await _client(aiohttp_client, archnest_settings)
+    admin = await make_user_headers(client, "alice", "admin")
+    viewer = await make_user_headers(client, "victor", "viewer")
+    good = await _docker_host(client, admin, te.docker_unix_url, name="<b>vm&1</b>")
+    dead = await _docker_host(client, admin, "tcp://127.0.0.1:1", name="dead-engine")
+
+    r = await client.get("/ui/containers", headers=admin)
+    html = await r.text()
+    assert r.status == 200
+    # Names are escaped everywhere: the host column, the titles, the selector.
+    assert "<b>vm&1</b>" not in html and "&lt;b&gt;vm&amp;1&lt;/b&gt;" in html
+    assert f'<tr data-host="{good}" data-ref="ui-all"' in html
+    assert 'aria-label="Stop ui-all"' in html and 'aria-label="Restart ui-all"' in html
+    assert "ui-all-done" not in html  # running only without ?all=1
+    # The dead engine is a warning above the table, with its error; the rest still lists.
+    warning = html.split('class="host-warnings"')[1].split("</ul>")[0]
+    assert f'data-host="{dead}"' in warning and "dead-engine" in warning
+    assert "could not be listed" in warning and "error-message" in warning
+    assert html.index("host-warnings") < html.index("<table")
+
+    stopped = await (await client.get("/ui/containers?all=1", headers=admin)).text()
+    assert 'aria-label="Start ui-all-done"' in stopped
+
+    as_viewer = await (await client.get("/ui/containers", headers=viewer)).text()
+    assert "ui-all" in as_viewer and "row-action" not in as_viewer
+    selector = await (await client.get("/ui/hosts?host=all", headers=viewer)).text()
+    assert 'data-host="all"' in selector and 'aria-current="true"' in selector
+    assert "<b>vm&1</b>" not in selector
+    assert (await client.get("/ui/containers")).status == 401
+
+
 @pytest.fixture
 def stale_settings(archnest_settings: Settings) -> Settings:
     archnest_settings.agent_token = AGENT_TOKEN
