@@ -7,6 +7,7 @@ import asyncio
 import gc
 import getpass
 import json
+import logging
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -46,7 +47,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     gc.collect()
     gc.freeze()
     print(f"ArchNest Containers on http://{args.host}:{args.port}", file=sys.stderr, flush=True)
-    web.run_app(app, host=args.host, port=args.port, print=None, access_log=None)
+    web.run_app(
+        app,
+        host=args.host,
+        port=args.port,
+        print=None,
+        access_log=logging.getLogger("archnest.access"),
+        # Same key=value shape as the other log lines; credentials travel in headers or
+        # bodies, never in the request line, so logging it leaks nothing.
+        access_log_format='remote=%a request="%r" status=%s bytes=%b seconds=%Tf',
+    )
     return 0
 
 
