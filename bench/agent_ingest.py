@@ -73,27 +73,6 @@ def serve(args: argparse.Namespace) -> None:
 # --- client side ---------------------------------------------------------------------
 
 
-async def _pg_database(server_url: str) -> tuple[str, object]:
-    import asyncpg
-
-    name = "bench_" + uuid.uuid4().hex[:12]
-    raw = server_url.replace("postgresql+asyncpg://", "postgresql://")
-    conn = await asyncpg.connect(raw)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-
-    async def drop() -> None:
-        conn = await asyncpg.connect(raw)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
-
-    return server_url.rpartition("/")[0] + "/" + name, drop
-
-
 async def _stored_count(url: str) -> tuple[int, int]:
     from sqlalchemy import text
     from sqlalchemy.ext.asyncio import create_async_engine
@@ -191,7 +170,9 @@ async def run(args: argparse.Namespace) -> dict:
     drop = None
     with tempfile.TemporaryDirectory(prefix="archnest-bench-") as tmp:
         if args.database_url:
-            url, drop = await _pg_database(args.database_url)
+            from archnest.testing import create_pg_database
+
+            url, drop = await create_pg_database(args.database_url, prefix="bench_")
         else:
             url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
         port_file = Path(tmp) / "port"
@@ -228,7 +209,7 @@ async def run(args: argparse.Namespace) -> dict:
             proc.wait(timeout=60)
         hosts, stored = await _stored_count(url)
         if drop is not None:
-            await drop()  # type: ignore[operator]
+            await drop()
     accepted = warm["ok"] + result["ok"]
     per_report = server_cpu / result["ok"] if result["ok"] else 0.0
     result.update(

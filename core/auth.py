@@ -159,15 +159,22 @@ async def delete_session(db: Database, token: str) -> None:
             await s.commit()
 
 
-async def user_from_session(db: Database, token: str) -> User | None:
+async def _user_and_credential(
+    db: Database, model: type[WebSession] | type[ApiToken], token: str
+) -> tuple[User, Any] | None:
+    # Lookup by the sha256 of the token: the secret itself is never compared byte by byte.
     async with db.session() as s:
-        row = (
+        return (
             await s.exec(
-                select(User, WebSession)
-                .join(WebSession, WebSession.user_id == User.id)
-                .where(WebSession.token_hash == sha256_hex(token))
+                select(User, model)
+                .join(model, model.user_id == User.id)  # type: ignore[arg-type]
+                .where(model.token_hash == sha256_hex(token))
             )
         ).first()
+
+
+async def user_from_session(db: Database, token: str) -> User | None:
+    row = await _user_and_credential(db, WebSession, token)
     if row is None:
         return None
     user, sess = row
@@ -175,15 +182,7 @@ async def user_from_session(db: Database, token: str) -> User | None:
 
 
 async def user_from_token(db: Database, token: str) -> User | None:
-    # Lookup by the sha256 of the token: the secret itself is never compared byte by byte.
-    async with db.session() as s:
-        row = (
-            await s.exec(
-                select(User, ApiToken)
-                .join(ApiToken, ApiToken.user_id == User.id)
-                .where(ApiToken.token_hash == sha256_hex(token))
-            )
-        ).first()
+    row = await _user_and_credential(db, ApiToken, token)
     return row[0] if row else None
 
 
@@ -311,12 +310,14 @@ def make_auth_middleware(
     ) -> web.StreamResponse:
         route = request.match_info.route
         real_handler = route.handler if route is not None else handler
+        if route is not None and (
+            # 404/405 system routes: let aiohttp answer them. Static CSS/JS/fonts (GET/HEAD
+            # only): the login page needs them before anyone signs in. Neither needs to
+            # know the user, so no credential lookup either.
+            route.resource is None or isinstance(route.resource, web.StaticResource)
+        ):
+            return await handler(request)
         role = required_role(request.method, real_handler)
-        if route is not None and route.resource is None:
-            role = None  # 404/405 system routes: let aiohttp answer them
-        if route is not None and isinstance(route.resource, web.StaticResource):
-            # CSS/JS/fonts (GET/HEAD only): the login page needs them before anyone signs in.
-            role = None
         db = get_db(request)
         user: User | None = None
         kind = None

@@ -18,8 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from .plugin_types import MigrationLineage
 from .plugins import flatten
 
-SCRIPT_LOCATION = Path(__file__).resolve().parent.parent / "migrations"
-
 
 def _script_location() -> Path:
     # Installed from a wheel, the migrations package sits inside ``archnest``.

@@ -25,10 +25,13 @@ from .settings import Settings
 ADMIN_PASSWORD = "admin-password-1"
 
 
-async def _create_pg_database(server_url: str) -> tuple[str, Callable[[], Awaitable[None]]]:
+async def create_pg_database(
+    server_url: str, prefix: str = "t_"
+) -> tuple[str, Callable[[], Awaitable[None]]]:
+    """Create a fresh database on ``server_url``; return its URL and a coroutine to drop it."""
     import asyncpg
 
-    name = "t_" + uuid.uuid4().hex[:16]
+    name = prefix + uuid.uuid4().hex[:16]
     raw = server_url.replace("postgresql+asyncpg://", "postgresql://")
     conn = await asyncpg.connect(raw)
     try:
@@ -54,7 +57,7 @@ async def archnest_database_url(tmp_path: Path) -> AsyncIterator[str]:
     if not server:
         yield f"sqlite+aiosqlite:///{tmp_path / 'archnest.db'}"
         return
-    url, drop = await _create_pg_database(server)
+    url, drop = await create_pg_database(server)
     try:
         yield url
     finally:
@@ -116,6 +119,7 @@ __all__: list[Any] = [
     "archnest_database_url",
     "archnest_settings",
     "check_route_protection",
+    "create_pg_database",
     "make_user_headers",
     "viewer_headers",
 ]
