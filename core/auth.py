@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
 from aiohttp import web
 from argon2 import PasswordHasher
@@ -341,7 +342,8 @@ def make_auth_middleware(
                     and "text/html" in request.headers.get("Accept", "")
                     and not request.path.startswith("/api/")
                 ):
-                    raise web.HTTPFound(f"/login?next={request.path_qs}")
+                    # Encoded whole: a raw "&" would cut the page's own query short.
+                    raise web.HTTPFound("/login?" + urlencode({"next": request.path_qs}))
                 raise Unauthorized("authentication required")
             if role == "admin" and user.role != "admin":
                 raise Forbidden("admin role required")

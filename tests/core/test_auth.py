@@ -5,6 +5,7 @@ from archnest.db import ApiToken, User
 from archnest.keys import THROTTLE_KEY
 from archnest.testing import ADMIN_PASSWORD, make_user_headers
 from sqlmodel import select
+from yarl import URL
 
 
 async def _login(client, username="admin", password=ADMIN_PASSWORD):
@@ -85,8 +86,15 @@ async def test_login_form_and_redirects(archnest_client):
         "/containers", headers={"Accept": "text/html"}, allow_redirects=False
     )
     assert r.status == 302 and r.headers["Location"].startswith("/login?next=")
-    page = await archnest_client.get("/login")
-    assert "<form" in await page.text()
+    # The whole page address survives the detour, its own query included.
+    r = await archnest_client.get(
+        "/containers?host=ssh:1&tab=logs", headers={"Accept": "text/html"}, allow_redirects=False
+    )
+    location = URL(r.headers["Location"])
+    assert location.path == "/login" and set(location.query) == {"next"}
+    assert location.query["next"] == "/containers?host=ssh:1&tab=logs"
+    page = await archnest_client.get(str(location))
+    assert 'value="/containers?host=ssh:1&amp;tab=logs"' in await page.text()
     base = str(archnest_client.make_url("")).rstrip("/")
     r = await archnest_client.post(
         "/login",

@@ -29,6 +29,7 @@ class FakeishSource(HostSource):
         self.calls: list[tuple] = []
 
     async def list_hosts(self):
+        self.calls.append(("hosts",))
         return [
             HostInfo(id=self.host_id(k), source=self.name, name=k, capabilities=self.capabilities)
             for k in ("good", "slow", "broken")
@@ -69,18 +70,22 @@ class FakeishSource(HostSource):
         self.calls.append(("action", key, ref, action, force))
 
 
+class OtherSource(FakeishSource):
+    name = "u"
+
+
 @pytest.fixture
 async def client(aiohttp_client, archnest_settings):
-    source = FakeishSource()
+    source, other = FakeishSource(), OtherSource()
 
     @hookimpl
     def archnest_host_sources(app):
-        return [source]
+        return [source, other]
 
     archnest_settings.host_timeout = 0.5
     plugin = SimpleNamespace(__name__="t_plugin", archnest_host_sources=archnest_host_sources)
     c = await aiohttp_client(create_app(archnest_settings, extra_plugins=[plugin]))
-    c.source = source
+    c.source, c.other = source, other
     return c
 
 
@@ -174,3 +179,17 @@ async def test_all_containers_in_one_call_with_per_host_errors(client, viewer_he
     r = await client.get("/api/containers?source=nope", headers=viewer_headers)
     assert await r.json() == {"hosts": [], "containers": []}
     assert (await client.get("/api/containers")).status == 401
+
+
+async def test_chosen_hosts_only_ask_their_own_sources(client, viewer_headers):
+    r = await client.get("/api/containers?host=t:good", headers=viewer_headers)
+    assert r.status == 200 and r.headers["Content-Type"].startswith("application/json")
+    assert [c["host_id"] for c in (await r.json())["containers"]] == ["t:good"]
+    assert client.source.calls.count(("hosts",)) == 1
+    assert ("hosts",) not in client.other.calls  # a host list is a database query
+    r = await client.get("/api/containers?host=u:good&host=t:good", headers=viewer_headers)
+    assert sorted(c["host_id"] for c in (await r.json())["containers"]) == ["t:good", "u:good"]
+    r = await client.get("/api/containers?host=u:good&source=t", headers=viewer_headers)
+    assert await r.json() == {"hosts": [], "containers": []}
+    r = await client.get("/api/containers?source=u", headers=viewer_headers)
+    assert {h["id"] for h in (await r.json())["hosts"]} == {"u:good", "u:slow", "u:broken"}
