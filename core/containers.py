@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -64,14 +65,18 @@ def normalise_state(raw: str | None) -> str:
     return value or "unknown"
 
 
+@functools.lru_cache(maxsize=4096)
+def _iso_from_unix(value: float) -> str:
+    # Every listing renders the same creation times again (one per container per host).
+    return datetime.fromtimestamp(value, UTC).isoformat().replace("+00:00", "Z")
+
+
 def iso_utc(value: Any) -> str | None:
     """Render a timestamp (unix seconds, datetime, or Docker's RFC 3339) as ISO 8601 UTC."""
     if value is None or value == "":
         return None
     if isinstance(value, int | float):
-        if value <= 0:
-            return None
-        return datetime.fromtimestamp(value, UTC).isoformat().replace("+00:00", "Z")
+        return _iso_from_unix(value) if value > 0 else None
     if isinstance(value, datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
