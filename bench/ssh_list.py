@@ -10,13 +10,16 @@ interleaved, ``--rounds`` rounds each (medians):
 - ours: ``GET /api/docker-ssh/hosts/{id}/containers`` (warm: the pooled connection);
 - ``docker -H ssh://target ps`` (the docker CLI's own SSH transport, a new ssh each time);
 - ``ssh target docker ps`` (a new connection per command: the naive design);
-- fan-out: the same list for all targets at once (concurrent requests) against one;
-- the CPU time of the app process for one listing and for the fan-out: the part of the
-  fan-out that one event loop serialises. The app runs as ``archnest serve`` in its own
-  process, as deployed (``--in-process``: on this process's loop, sharing it with the
-  client).
+- fan-out: the same list for all targets at once (concurrent requests, and one
+  ``GET /api/containers`` request) against one, at each ``--rtt-ms`` round-trip time
+  (0: plain loopback; others through ``bench/delay_relay.py``, its own process);
+- the CPU of every process on the machine during the loopback fan-out, grouped (app,
+  client, the "remote" side: sshd, dial-stdio, dockerd), and the floor it sets on this
+  machine's cores. The app runs as ``archnest serve`` in its own process, as deployed
+  (``--in-process``: on this process's loop, sharing it with the client).
 
-    python bench/ssh_list.py [--testenv-file F] [--rounds 25] [--targets 10] [--json out.json]
+    python bench/ssh_list.py [--testenv-file F] [--rounds 25] [--targets 10]
+                             [--rtt-ms 0,2,10,30] [--json out.json]
 """
 
 from __future__ import annotations
