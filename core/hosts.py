@@ -8,6 +8,7 @@ everywhere and live in one place.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -16,15 +17,19 @@ from typing import Any
 from aiohttp import WSMsgType, web
 from pydantic import BaseModel, TypeAdapter
 
-from .auth import websocket
+from .auth import current_user, websocket
 from .containers import ContainerSummary, validate_action, validate_ref
 from .errors import ApiError, BadRequest, HostTimeout, NotFound
-from .keys import SETTINGS_KEY, SOURCES_KEY
-from .sources import HostInfo, HostSource, LogOptions
+from .keys import SETTINGS_KEY, SOURCES_KEY, STREAMS_KEY
+from .sources import ExecSession, HostInfo, HostSource, LogOptions
+from .streams import StreamKind, StreamSlot
 
 log = logging.getLogger("archnest.hosts")
 
 SourceResolver = Callable[[web.Request], tuple[HostSource, str]]
+# A followed log sends a comment this often when quiet: proxies keep the connection and
+# a client that went away is noticed.
+PING_SECONDS = 15.0
 
 
 def _sources(app: web.Application) -> dict[str, HostSource]:
@@ -64,9 +69,13 @@ async def _guarded(app: web.Application, host: HostInfo, coro: Awaitable, what: 
     return result
 
 
+def _key(host: HostInfo) -> str:
+    return host.id.partition(":")[2]
+
+
 async def _probe(app: web.Application, source: HostSource, host: HostInfo) -> HostInfo:
     if host.status not in ("error", "stale"):
-        await _guarded(app, host, source.probe(host.id.partition(":")[2]), "probe")
+        await _guarded(app, host, source.probe(_key(host)), "probe")
     return host
 
 
@@ -78,14 +87,26 @@ async def _hosts_of(app: web.Application, source: HostSource) -> list[HostInfo]:
         return []
 
 
+def _bounded(app: web.Application) -> Callable[[Awaitable], Awaitable]:
+    """Wrap host calls of one fan-out so at most ``fanout_concurrency`` run at once."""
+    gate = asyncio.Semaphore(app[SETTINGS_KEY].fanout_concurrency)
+
+    async def run(coro: Awaitable):  # type: ignore[no-untyped-def]
+        async with gate:
+            return await coro
+
+    return run
+
+
 async def list_all_hosts(app: web.Application, probe: bool = True) -> list[HostInfo]:
     """Every host of every source, probed concurrently; failures stay per host."""
+    bounded = _bounded(app)
 
     async def hosts_of(source: HostSource) -> list[HostInfo]:
         hosts = await _hosts_of(app, source)
         if not probe:
             return hosts
-        return list(await asyncio.gather(*(_probe(app, source, h) for h in hosts)))
+        return list(await asyncio.gather(*(bounded(_probe(app, source, h)) for h in hosts)))
 
     groups = await asyncio.gather(*(hosts_of(s) for s in _sources(app).values()))
     return [h for group in groups for h in group]
@@ -113,9 +134,10 @@ async def list_all_containers(
         for host in hosts
         if host_ids is None or host.id in host_ids
     ]
+    bounded = _bounded(app)
     listed = await asyncio.gather(
         *(
-            _guarded(app, host, source.list_containers(host.id.partition(":")[2], all=all), "list")
+            bounded(_guarded(app, host, source.list_containers(_key(host), all=all), "list"))
             for source, host in pairs
         )
     )
@@ -228,54 +250,76 @@ def add_container_routes(
     app.router.add_post(prefix + f"/containers/{ref}/{{action}}", container_action)
 
 
+def _stream_slot(request: web.Request, kind: StreamKind, host_id: str) -> StreamSlot:
+    user = current_user(request)
+    return request.app[STREAMS_KEY].acquire(kind, user.username if user else "", host_id)
+
+
 async def _stream_logs(
     request: web.Request, source: HostSource, key: str, ref: str, opts: LogOptions
 ) -> web.StreamResponse:
-    # Open the stream before sending headers so a bad ref/host is a proper JSON error.
-    iterator = source.follow_logs(key, ref, opts).__aiter__()
-    first = await with_timeout(request.app, _first(iterator), "logs")
-    resp = web.StreamResponse(
-        headers={
-            "Content-Type": "text/event-stream",
-            "Cache-Control": "no-cache",
-            "X-Accel-Buffering": "no",  # nginx: do not buffer the stream
-        }
-    )
-    await resp.prepare(request)
-    pending: asyncio.Future | None = None
-    try:
-        await resp.write(b": connected\n\n")
-        if first is not None:
-            await resp.write(_sse(first.model_dump(mode="json")))
-        while True:
-            if pending is None:
-                pending = asyncio.ensure_future(iterator.__anext__())
-            done, _ = await asyncio.wait({pending}, timeout=15)
-            if not done:
-                # A comment line: keeps proxies from timing out and notices a gone client.
-                await resp.write(b": ping\n\n")
-                continue
+    registry = request.app[STREAMS_KEY]
+    with _stream_slot(request, "follow", source.host_id(key)):
+        iterator = source.follow_logs(key, ref, opts).__aiter__()
+        pending: asyncio.Future | None = None
+        closing = asyncio.ensure_future(registry.closing.wait())
+        try:
+            # Open the stream before sending headers so a bad ref/host is a JSON error.
+            first = await with_timeout(request.app, _first(iterator), "logs")
+            resp = web.StreamResponse(
+                headers={
+                    "Content-Type": "text/event-stream",
+                    "Cache-Control": "no-cache",
+                    "X-Accel-Buffering": "no",  # nginx: do not buffer the stream
+                }
+            )
+            await resp.prepare(request)
             try:
-                line = pending.result()
-            except StopAsyncIteration:
-                pending = None
-                break
-            pending = None
-            if line is not None:
-                await resp.write(_sse(line.model_dump(mode="json")))
-        await resp.write(b"event: end\ndata: {}\n\n")
-    except (ConnectionResetError, asyncio.CancelledError):
-        pass
-    except ApiError as exc:
-        await resp.write(_sse({"error": {"code": exc.code, "message": exc.message}}, "error"))
-    finally:
-        if pending is not None:
-            pending.cancel()
-            await asyncio.gather(pending, return_exceptions=True)
-        aclose = getattr(iterator, "aclose", None)
-        if aclose:
-            await aclose()
-    return resp
+                await resp.write(b": connected\n\n")
+                if first is not None:
+                    await resp.write(_sse(first.model_dump(mode="json")))
+                while True:
+                    if pending is None:
+                        pending = asyncio.ensure_future(iterator.__anext__())
+                    await asyncio.wait(
+                        {pending, closing},
+                        timeout=PING_SECONDS,
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                    if not pending.done():
+                        if closing.done():
+                            await resp.write(_sse({"reason": "server shutting down"}, "end"))
+                            return resp
+                        # A comment line: keeps proxies from timing out, notices a gone client.
+                        await resp.write(b": ping\n\n")
+                        continue
+                    try:
+                        line = pending.result()
+                    except StopAsyncIteration:
+                        pending = None
+                        break
+                    pending = None
+                    if line is not None:
+                        await resp.write(_sse(line.model_dump(mode="json")))
+                await resp.write(b"event: end\ndata: {}\n\n")
+            except (ConnectionResetError, asyncio.CancelledError):
+                pass  # the client went away: the finally below releases the host side
+            except ApiError as exc:
+                with contextlib.suppress(ConnectionResetError):
+                    await resp.write(
+                        _sse({"error": {"code": exc.code, "message": exc.message}}, "error")
+                    )
+            return resp
+        finally:
+            # Every exit path (client gone, host error, shutdown, cancellation) ends up
+            # here: the engine connection / SSH channel of the follow is released.
+            closing.cancel()
+            if pending is not None:
+                pending.cancel()
+                await asyncio.gather(pending, return_exceptions=True)
+            aclose = getattr(iterator, "aclose", None)
+            if aclose is not None:
+                await asyncio.shield(aclose())
 
 
 async def _first(iterator):  # type: ignore[no-untyped-def]
@@ -299,6 +343,9 @@ def make_exec_handler(
 
     Protocol: binary or text frames from the browser are stdin; a text frame
     ``{"type":"resize","cols":N,"rows":M}`` resizes; output is sent as binary frames.
+    Everything that can be checked without the host (ref, host, command, size, bounds,
+    a real upgrade) is an HTTP error; the session itself starts only after the upgrade,
+    so its errors close the socket with code ``4000 + status`` and the message.
     """
 
     @websocket
@@ -307,60 +354,94 @@ def make_exec_handler(
         source, key = resolve(request)
         cmd_name = request.query.get("cmd", "sh")
         # The command is a fixed choice, never free text from the request.
-        shells = {"sh": ["/bin/sh"], "bash": ["/bin/bash"], "ash": ["/bin/ash"]}
-        if cmd_name not in shells:
-            raise BadRequest("cmd must be one of: " + ", ".join(shells))
+        if cmd_name not in SHELLS:
+            raise BadRequest("cmd must be one of: " + ", ".join(SHELLS))
         cols = _int_query(request, "cols", 80, 10, 1000) or 80
         rows = _int_query(request, "rows", 24, 5, 1000) or 24
-        session = await with_timeout(
-            request.app, source.exec(key, ref, shells[cmd_name], cols=cols, rows=rows), "exec"
-        )
         ws = web.WebSocketResponse(heartbeat=30)
-        await ws.prepare(request)
-
-        async def pump_output() -> None:
+        if not ws.can_prepare(request).ok:
+            # Nothing may start on the host for a request that cannot become a terminal.
+            raise BadRequest("this route needs a WebSocket upgrade", code="websocket_required")
+        with _stream_slot(request, "terminal", source.host_id(key)) as slot:
+            await ws.prepare(request)
+            slot.on_shutdown(lambda: ws.close(code=1001, message=b"server shutting down"))
             try:
-                while True:
-                    data = await session.read()
-                    if not data:
-                        break
-                    await ws.send_bytes(data)
-            finally:
-                await ws.close()
+                session = await with_timeout(
+                    request.app,
+                    source.exec(key, ref, SHELLS[cmd_name], cols=cols, rows=rows),
+                    "exec",
+                )
+            except ApiError as exc:
+                reason = exc.message.encode()[:120]
+                await ws.close(code=4000 + exc.status, message=reason)
+                return ws
+            ended = asyncio.Event()
 
-        pump = asyncio.create_task(pump_output())
-        try:
-            async for msg in ws:
-                if msg.type == WSMsgType.BINARY:
-                    await session.write(msg.data)
-                elif msg.type == WSMsgType.TEXT:
-                    if msg.data.startswith("{"):
-                        try:
-                            ctl = json.loads(msg.data)
-                        except ValueError:
-                            ctl = None
-                        if isinstance(ctl, dict) and ctl.get("type") == "resize":
-                            try:
-                                c, r = int(ctl.get("cols", 80)), int(ctl.get("rows", 24))
-                            except (TypeError, ValueError, OverflowError):
-                                continue  # a bad resize frame is ignored, not fatal
-                            await session.resize(max(10, min(c, 1000)), max(5, min(r, 1000)))
-                            continue
-                        if isinstance(ctl, dict) and ctl.get("type") == "input":
-                            await session.write(str(ctl.get("data", "")).encode())
-                            continue
-                    await session.write(msg.data.encode())
-                elif msg.type in (WSMsgType.ERROR, WSMsgType.CLOSE):
-                    break
-        finally:
-            # Closing the socket ends the process, whichever side closed first; shielded
-            # because a browser that disconnects cancels this handler mid-cleanup.
-            await asyncio.shield(session.close())
-            pump.cancel()
-            await asyncio.gather(pump, return_exceptions=True)
+            async def end_at_shutdown() -> None:
+                await ws.close(code=1001, message=b"server shutting down")
+                await ended.wait()  # until the session (and its process) is closed
+
+            slot.on_shutdown(end_at_shutdown)
+            try:
+                await _bridge(ws, session)
+            finally:
+                ended.set()
         return ws
 
     return exec_ws
+
+
+SHELLS = {"sh": ["/bin/sh"], "bash": ["/bin/bash"], "ash": ["/bin/ash"]}
+
+
+async def _bridge(ws: web.WebSocketResponse, session: ExecSession) -> None:
+    """Pump the session to the socket and back until either side ends; the one close
+    path of a terminal: whatever ended it, the session (and its process) is closed."""
+
+    async def pump_output() -> None:
+        try:
+            while True:
+                data = await session.read()
+                if not data:
+                    break
+                await ws.send_bytes(data)
+        finally:
+            await ws.close()
+
+    pump = asyncio.create_task(pump_output())
+    try:
+        async for msg in ws:
+            if msg.type == WSMsgType.BINARY:
+                await session.write(msg.data)
+            elif msg.type == WSMsgType.TEXT:
+                await _text_frame(session, msg.data)
+            elif msg.type in (WSMsgType.ERROR, WSMsgType.CLOSE):
+                break
+    finally:
+        # Closing the socket ends the process, whichever side closed first; shielded
+        # because a browser that disconnects cancels this handler mid-cleanup.
+        await asyncio.shield(session.close())
+        pump.cancel()
+        await asyncio.gather(pump, return_exceptions=True)
+
+
+async def _text_frame(session: ExecSession, data: str) -> None:
+    if data.startswith("{"):
+        try:
+            ctl = json.loads(data)
+        except ValueError:
+            ctl = None
+        if isinstance(ctl, dict) and ctl.get("type") == "resize":
+            try:
+                c, r = int(ctl.get("cols", 80)), int(ctl.get("rows", 24))
+            except (TypeError, ValueError, OverflowError):
+                return  # a bad resize frame is ignored, not fatal
+            await session.resize(max(10, min(c, 1000)), max(5, min(r, 1000)))
+            return
+        if isinstance(ctl, dict) and ctl.get("type") == "input":
+            await session.write(str(ctl.get("data", "")).encode())
+            return
+    await session.write(data.encode())
 
 
 def _unified_resolver(request: web.Request) -> tuple[HostSource, str]:

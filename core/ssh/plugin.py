@@ -33,6 +33,7 @@ async def ssh_pool_ctx(app: web.Application) -> AsyncIterator[None]:
         keepalive=_float(app, "ARCHNEST_SSH_KEEPALIVE", 15.0),
         idle_seconds=_float(app, "ARCHNEST_SSH_IDLE_SECONDS", 300.0),
         max_commands=int(_float(app, "ARCHNEST_SSH_MAX_COMMANDS", 4)),
+        max_channels=int(_float(app, "ARCHNEST_SSH_MAX_CHANNELS", 10)),
     )
     app[SSH_POOL_KEY] = pool
     await pool.start()

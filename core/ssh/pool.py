@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import asyncssh
 
-from ..errors import HostTimeout
+from ..errors import HostError, HostTimeout, TooManyRequests
 from .connect import (
     ConnectSpec,
     SshUnreachable,
@@ -37,7 +37,9 @@ log = logging.getLogger("archnest.ssh")
 
 ChainLoader = Callable[[int], Awaitable[list[ConnectSpec]]]
 
-# A lost connection shows up as any of these when a channel is opened or used.
+# A lost connection shows up as any of these when a channel is opened or used. A
+# ChannelOpenError on a connection that is still open is not among them: that is the
+# server refusing one more channel (sshd's MaxSessions), see _refused.
 _LOST = (
     asyncssh.ConnectionLost,
     asyncssh.DisconnectError,
@@ -45,6 +47,17 @@ _LOST = (
     BrokenPipeError,
     ConnectionResetError,
 )
+
+
+def _refused(exc: BaseException, conn: asyncssh.SSHClientConnection) -> HostError | None:
+    """The error for a channel the server refused while the connection stays up."""
+    if isinstance(exc, asyncssh.ChannelOpenError) and not conn.is_closed():
+        return HostError(
+            f"the SSH server refused a new channel ({exc.reason or 'no reason given'}); "
+            "too many sessions on this host? (sshd MaxSessions, ARCHNEST_SSH_MAX_CHANNELS)",
+            code="ssh_channel_refused",
+        )
+    return None
 
 
 @dataclass
@@ -66,6 +79,7 @@ class _Entry:
         self.spec: ConnectSpec | None = None
         self.commands = asyncio.Semaphore(max_commands)
         self.active = 0
+        self.streams = 0  # long-lived channels: followed logs, terminals
         self.connects = 0
         self.last_used = time.monotonic()
 
@@ -75,6 +89,28 @@ class _Entry:
 
     def alive(self) -> bool:
         return bool(self.conns) and not any(c.is_closed() for c in self.conns)
+
+
+async def _open_uncancelled(
+    opening: Awaitable[asyncssh.SSHClientProcess],
+) -> asyncssh.SSHClientProcess:
+    """Open a channel; if the caller is cancelled meanwhile (a client that went away),
+    the process the server may already have started is ended, not left running."""
+    task = asyncio.ensure_future(opening)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.add_done_callback(_end_orphan)
+        raise
+
+
+def _end_orphan(task: asyncio.Future) -> None:
+    if task.cancelled() or task.exception() is not None:
+        return
+    proc = task.result()
+    with contextlib.suppress(Exception):
+        proc.terminate()
+    proc.close()
 
 
 class PooledProcess:
@@ -98,6 +134,11 @@ class PooledProcess:
         return self._conn is None or not self._conn.is_closed()
 
     async def close(self) -> None:
+        # Closing the channel alone leaves a quiet remote process (`docker logs -f`
+        # waiting for output) running until it next writes; a signal ends it now.
+        with contextlib.suppress(Exception):
+            if not self.proc.is_closing():
+                self.proc.terminate()
         self.proc.close()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.proc.wait_closed(), 5)
@@ -110,9 +151,11 @@ class SshPool:
     """Pooled connections keyed by target id.
 
     ``load_chain(target_id)`` returns the hops and the target (target last). Limits:
-    ``max_commands`` concurrent short commands per target (sshd's default MaxSessions is
-    10, and followed logs / terminals need channels too); connect and command timeouts;
-    connections idle for ``idle_seconds`` are closed.
+    ``max_channels`` channels per target in all (sshd's default MaxSessions is 10), of
+    which ``max_commands`` for concurrent short commands (they wait for a free one) and
+    one for the background Engine API stream; long-lived streams (followed logs,
+    terminals) get the rest and are refused with a 429 beyond it, never queued; connect
+    and command timeouts; connections idle for ``idle_seconds`` are closed.
     """
 
     def __init__(
@@ -124,6 +167,7 @@ class SshPool:
         keepalive: float = 15.0,
         idle_seconds: float = 300.0,
         max_commands: int = 4,
+        max_channels: int = 10,
     ) -> None:
         self._load_chain = load_chain
         self.connect_timeout = connect_timeout
@@ -131,6 +175,12 @@ class SshPool:
         self.keepalive = keepalive
         self.idle_seconds = idle_seconds
         self.max_commands = max_commands
+        # Every channel counts against the server's per-connection limit (sshd's
+        # MaxSessions, 10 by default): short commands may use ``max_commands``, one is
+        # the background Engine API stream, and long-lived streams get the rest, so a
+        # host whose follows are all open still lists, inspects and acts.
+        self.max_channels = max_channels
+        self.max_streams = max(1, max_channels - max_commands - 1)
         self._entries: dict[int, _Entry] = {}
         self._reaper: asyncio.Task | None = None
         # Totals, so tests can prove a request never reached SSH.
@@ -167,6 +217,7 @@ class SshPool:
         return {
             "connects": entry.connects,
             "active": entry.active,
+            "streams": entry.streams,
             "hops": len(entry.conns) - 1,
             "local_port": sock[1] if sock and len(entry.conns) == 1 else None,
         }
@@ -217,11 +268,13 @@ class SshPool:
                 proc = None
                 try:
                     self.channels_opened += 1
-                    proc = await conn.create_process(command, encoding=None)
+                    proc = await _open_uncancelled(conn.create_process(command, encoding=None))
                     done = await asyncio.wait_for(proc.wait(check=False), timeout)
                     status = done.exit_status if done.exit_status is not None else -1
                     return SshResult(status, done.stdout or b"", done.stderr or b"")
                 except _LOST as exc:
+                    if (refused := _refused(exc, conn)) is not None:
+                        raise refused from exc  # only this request fails; the rest go on
                     self._drop(entry, conn)
                     if attempt:
                         raise SshUnreachable(f"connection lost: {exc}") from exc
@@ -253,21 +306,39 @@ class SshPool:
         """
         for attempt in (0, 1):
             entry, conn = await self._connection(target_id)
+            if not background and entry.streams >= self.max_streams:
+                raise TooManyRequests(
+                    f"ssh target {target_id}: all {self.max_streams} channels for log follows "
+                    "and terminals are in use (the rest are kept for lists and actions)",
+                    code="ssh_channels_busy",
+                    retry_after=5,
+                )
+            # Counted before the open, which yields: parallel opens cannot overshoot.
+            counted = 0 if background else 1
+            entry.active += counted
+            entry.streams += counted
             try:
                 self.channels_opened += 1
-                proc = await conn.create_process(
-                    command, encoding=None, term_type=term_type, term_size=term_size
+                proc = await _open_uncancelled(
+                    conn.create_process(
+                        command, encoding=None, term_type=term_type, term_size=term_size
+                    )
                 )
-            except _LOST as exc:
+            except BaseException as exc:
+                entry.active -= counted
+                entry.streams -= counted
+                if not isinstance(exc, _LOST):
+                    raise
+                if (refused := _refused(exc, conn)) is not None:
+                    raise refused from exc
                 self._drop(entry, conn)
                 if attempt:
                     raise SshUnreachable(f"connection lost: {exc}") from exc
                 continue
-            counted = 0 if background else 1
-            entry.active += counted
 
             def release(entry: _Entry = entry, counted: int = counted) -> None:
                 entry.active -= counted
+                entry.streams -= counted
                 entry.last_used = time.monotonic()
 
             return PooledProcess(proc, release, conn)

@@ -260,7 +260,6 @@ class SshDockerSource(HostSource):
         self, key: str, ref: str, options: LogOptions
     ) -> AsyncIterator[LogLine | None]:
         await self.docker(key, commands.container_id, ref, ref=ref)  # NotFound before streaming
-        yield None
         target = self.target(key)
         cmd = commands.logs(
             await self.sudo(target), ref, tail=options.tail, since=options.since, follow=True
@@ -276,6 +275,8 @@ class SshDockerSource(HostSource):
                 await queue.put(None)
 
         async with self.pool.process(target, cmd) as proc:
+            # The channel is open (a full pool is a 429 before any header is sent).
+            yield None
             tasks = [
                 asyncio.create_task(pump(proc.proc.stdout, "stdout")),
                 asyncio.create_task(pump(proc.proc.stderr, "stderr")),

@@ -94,13 +94,29 @@ async def stream_lines(
         total=None, sock_read=None, connect=client._timeout.connect, sock_connect=None
     )
     # aiodocker has no public call that keeps the frame headers (see module docstring).
+    # Its ``_query`` hands the response over without ever releasing it: without the
+    # ``close()`` below every dropped follow kept its engine connection, and the
+    # connector's limit (100) then starved every other request to that engine.
     async with client._query(
         f"containers/{container_id}/logs", params=log_params(options, follow), timeout=timeout
     ) as response:
-        yield None
-        splitter = LineSplitter(options.timestamps)
-        async for stream, data in read_frames(response, tty):
-            for line in splitter.feed(stream, data):
+        finished = False
+        try:
+            yield None
+            splitter = LineSplitter(options.timestamps)
+            frames = read_frames(response, tty)
+            try:
+                async for stream, data in frames:
+                    for line in splitter.feed(stream, data):
+                        yield line
+            finally:
+                await frames.aclose()
+            finished = True
+            for line in splitter.flush():
                 yield line
-        for line in splitter.flush():
-            yield line
+        finally:
+            # An unfinished stream must not go back to the pool: close it outright.
+            if finished:
+                response.release()
+            else:
+                response.close()

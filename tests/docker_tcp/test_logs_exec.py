@@ -179,10 +179,15 @@ async def test_exec_is_admin_only_and_checks_the_container(
     assert resp.status == 403
     resp = await archnest_client.get(url + "shell-2")
     assert resp.status == 401
-    resp = await archnest_client.get(url + "stopped-2", headers=admin_headers)
-    assert resp.status == 409
-    resp = await archnest_client.get(url + "ghost", headers=admin_headers)
-    assert resp.status == 404
+    # Without an upgrade nothing starts: a plain GET is a 400 before the host is asked.
+    resp = await archnest_client.get(url + "shell-2", headers=admin_headers)
+    assert resp.status == 400
+    assert (await resp.json())["error"]["code"] == "websocket_required"
+    # The session's own errors come after the upgrade, as the close code 4000 + status.
+    for name, status in (("stopped-2", 409), ("ghost", 404)):
+        ws = await archnest_client.ws_connect(url + name, headers=admin_headers)
+        msg = await ws.receive(timeout=10)
+        assert msg.type == WSMsgType.CLOSE and ws.close_code == 4000 + status, msg
     resp = await archnest_client.get(url + "shell-2&cmd=rm", headers=admin_headers)
     assert resp.status == 400
     assert _shells(env, "shell-2") == []

@@ -175,7 +175,9 @@ def make_material(ssh_dir: Path, password: str, group: str) -> SshMaterial:
     )
 
 
-def _config(ssh_dir: Path, name: str, port: int, docker_socket: str) -> str:
+def _config(
+    ssh_dir: Path, name: str, port: int, docker_socket: str, max_sessions: int = 100
+) -> str:
     return f"""\
 Port {port}
 ListenAddress 127.0.0.1
@@ -200,7 +202,7 @@ PrintMotd no
 PrintLastLog no
 UseDNS no
 # The SSH source multiplexes many channels on one pooled connection.
-MaxSessions 100
+MaxSessions {max_sessions}
 MaxStartups 100:30:200
 MaxAuthTries 20
 LoginGraceTime 30
@@ -216,7 +218,11 @@ def _banner(port: int) -> bool:
         return sock.recv(64).startswith(b"SSH-2.0-")
 
 
-def start_sshd(ssh_dir: Path, name: str, docker_socket: str, log_dir: Path) -> SshEndpoint:
+def start_sshd(
+    ssh_dir: Path, name: str, docker_socket: str, log_dir: Path, max_sessions: int = 100
+) -> SshEndpoint:
+    """One sshd on a free loopback port; ``max_sessions`` lower than the default makes a
+    server that refuses channels early (tests of the pool's channel accounting)."""
     if not os.access(SSHD, os.X_OK):
         raise TestEnvError(f"{SSHD} is missing (install openssh-server)")
     # Privilege separation directory; sshd refuses to start without it.
@@ -228,7 +234,7 @@ def start_sshd(ssh_dir: Path, name: str, docker_socket: str, log_dir: Path) -> S
     for _attempt in range(3):
         port = free_port()
         config = ssh_dir / f"sshd_{name}.conf"
-        config.write_text(_config(ssh_dir, name, port, docker_socket))
+        config.write_text(_config(ssh_dir, name, port, docker_socket, max_sessions))
         run([SSHD, "-t", "-f", str(config)])  # a config error is clearer from -t
         proc = spawn([SSHD, "-D", "-e", "-f", str(config)], log)
         try:

@@ -1,0 +1,153 @@
+"""Bounds on live streams: over a bound a 429 at once, and the host stays usable."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient
+from archnest import SSH_POOL_KEY
+from archnest.keys import STREAMS_KEY
+from archnest.streams import StreamLimits
+
+from tests.abuse.test_stream_release import (
+    QUIET,
+    _host_still_works,
+    _settle,
+    _ssh_docker_target,
+)
+from tests.docker_tcp.conftest import add_engine, engine_body
+from tests.testenv import TestEnv
+
+pytestmark = [pytest.mark.docker, pytest.mark.ssh]
+
+
+@pytest.fixture
+def archnest_settings(archnest_settings):  # type: ignore[no-untyped-def]
+    archnest_settings.max_follows_per_host = 3
+    archnest_settings.max_follows_per_user = 4
+    archnest_settings.max_terminals_per_user = 2
+    return archnest_settings
+
+
+async def _open_follows(
+    http: aiohttp.ClientSession, url: str, headers: dict[str, str], n: int
+) -> list[aiohttp.ClientResponse]:
+    out = []
+    for _ in range(n):
+        resp = await http.get(url, headers=headers)
+        assert resp.status == 200, await resp.text()
+        await resp.content.readline()
+        out.append(resp)
+    return out
+
+
+async def test_full_follow_bound_refuses_fast_and_the_host_still_works(
+    archnest_client: TestClient,
+    admin_headers: dict[str, str],
+    viewer_headers: dict[str, str],
+    testenv_docker: TestEnv,
+) -> None:
+    env = testenv_docker
+    engine = await add_engine(archnest_client, admin_headers, engine_body(env, "unix"))
+    other = await add_engine(archnest_client, admin_headers, engine_body(env, "tcp"))
+    env.run_container("quiet", QUIET)
+    base = f"/api/hosts/docker:{engine}"
+    url = str(archnest_client.make_url(f"{base}/containers/quiet/logs?follow=1"))
+    async with aiohttp.ClientSession() as http:
+        held = await _open_follows(http, url, admin_headers, 3)
+        try:
+            # The host's bound (3) is full: a 429 at once, for anyone, with Retry-After.
+            for headers in (admin_headers, viewer_headers):
+                r = await http.get(url, headers=headers)
+                assert r.status == 429
+                assert (await r.json())["error"]["code"] == "too_many_follows"
+                assert int(r.headers["Retry-After"]) >= 1
+            # The user's bound (4) counts across hosts.
+            other_url = url.replace(f"docker:{engine}", f"docker:{other}")
+            held += await _open_follows(http, other_url, admin_headers, 1)
+            r = await http.get(other_url, headers=admin_headers)
+            assert r.status == 429 and "you already have 4" in (await r.json())["error"]["message"]
+            # Everything else on the host answers normally meanwhile.
+            await _host_still_works(archnest_client, admin_headers, base, "quiet")
+        finally:
+            for resp in held:
+                resp.close()
+        streams = archnest_client.app[STREAMS_KEY]
+        assert await _settle(lambda: streams.count("follow") == 0)
+        r = await http.get(url, headers=viewer_headers)
+        assert r.status == 200
+        r.close()
+
+
+async def test_full_ssh_stream_channels_refuse_fast_and_the_host_still_works(
+    archnest_client: TestClient, admin_headers: dict[str, str], testenv_docker: TestEnv
+) -> None:
+    env = testenv_docker
+    # Above the pool's channel bound, so that one is what refuses.
+    archnest_client.app[STREAMS_KEY].limits = StreamLimits(follows_per_user=50, follows_per_host=50)
+    target = await _ssh_docker_target(archnest_client, admin_headers, env)
+    env.run_container("quiet", QUIET)
+    base = f"/api/hosts/ssh:{target}"
+    pool = archnest_client.app[SSH_POOL_KEY]
+    url = str(archnest_client.make_url(f"{base}/containers/quiet/logs?follow=1"))
+    async with aiohttp.ClientSession() as http:
+        held = await _open_follows(http, url, admin_headers, pool.max_streams)
+        try:
+            r = await http.get(url, headers=admin_headers)
+            assert r.status == 429, await r.text()
+            assert (await r.json())["error"]["code"] == "ssh_channels_busy"
+            await _host_still_works(archnest_client, admin_headers, base, "quiet")
+        finally:
+            for resp in held:
+                resp.close()
+    assert await _settle(lambda: pool.connection_info(target)["streams"] == 0)
+
+
+async def test_terminal_bound_and_plain_get_starts_nothing(
+    archnest_client: TestClient, admin_headers: dict[str, str], testenv_docker: TestEnv
+) -> None:
+    env = testenv_docker
+    engine = await add_engine(archnest_client, admin_headers, engine_body(env, "unix"))
+    env.run_container("shell", QUIET)
+    url = f"/api/exec?host=docker:{engine}&container=shell&cmd=sh"
+
+    def shells() -> list[str]:
+        rows = env.docker("top", "shell", "-o", "pid,args").splitlines()[1:]
+        return [r for r in rows if "/bin/sh" in r]
+
+    # A plain GET (no upgrade) is refused before anything starts in the container.
+    r = await archnest_client.get(url, headers=admin_headers)
+    assert r.status == 400 and (await r.json())["error"]["code"] == "websocket_required"
+    await asyncio.sleep(0.5)
+    assert shells() == []
+
+    sockets = [await archnest_client.ws_connect(url, headers=admin_headers) for _ in range(2)]
+    try:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+            await archnest_client.ws_connect(url, headers=admin_headers)
+        assert info.value.status == 429
+    finally:
+        for ws in sockets:
+            await ws.close()
+    assert await _settle(lambda: shells() == [])
+    ws = await archnest_client.ws_connect(url, headers=admin_headers)
+    await ws.close()
+
+
+async def test_exec_errors_after_the_upgrade_close_with_the_status(
+    archnest_client: TestClient, admin_headers: dict[str, str], testenv_docker: TestEnv
+) -> None:
+    env = testenv_docker
+    engine = await add_engine(archnest_client, admin_headers, engine_body(env, "unix"))
+    stopped = env.run_container("stopped", ["true"])
+    env.docker("wait", stopped)
+    for name, status in (("stopped", 409), ("ghost", 404)):
+        ws = await archnest_client.ws_connect(
+            f"/api/exec?host=docker:{engine}&container={name}&cmd=sh", headers=admin_headers
+        )
+        msg = await ws.receive(timeout=10)
+        assert msg.type == aiohttp.WSMsgType.CLOSE
+        assert ws.close_code == 4000 + status, (ws.close_code, msg.extra)
+        assert msg.extra  # the reason says why
