@@ -78,7 +78,13 @@
     ws.onclose = function (e) {
       box.dataset.connected = "0";
       var why = e.reason ? ": " + e.reason : "";
-      setStatus(box, (e.wasClean ? "Session ended" : "Connection closed") + why + ".", !e.wasClean);
+      // 4000 + HTTP status: the session could not start (e.g. 4409 not running); a
+      // failed handshake (429 too many terminals, 403) arrives as an unclean close.
+      var failed = !e.wasClean || e.code >= 4000;
+      var what = e.code >= 4000 ? "Could not start the shell" :
+        e.code === 1001 ? "Server shutting down" :
+        e.wasClean ? "Session ended" : "Connection closed";
+      setStatus(box, what + why + ".", failed);
       teardown(false);
     };
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 
 import aiohttp
 import pytest
@@ -12,12 +13,14 @@ from archnest.keys import STREAMS_KEY
 from archnest.streams import StreamLimits
 
 from tests.abuse.test_stream_release import (
+    CHATTY,
     QUIET,
     _host_still_works,
     _settle,
     _ssh_docker_target,
 )
 from tests.docker_tcp.conftest import add_engine, engine_body
+from tests.ssh.conftest import target_payload
 from tests.testenv import TestEnv
 
 pytestmark = [pytest.mark.docker, pytest.mark.ssh]
@@ -151,3 +154,81 @@ async def test_exec_errors_after_the_upgrade_close_with_the_status(
         assert msg.type == aiohttp.WSMsgType.CLOSE
         assert ws.close_code == 4000 + status, (ws.close_code, msg.extra)
         assert msg.extra  # the reason says why
+
+
+@pytest.fixture
+def tight_sshd(testenv: TestEnv):  # type: ignore[no-untyped-def]
+    """A second sshd on the same host whose MaxSessions (3) is below what the pool
+    assumes, so the server refuses channels the pool thinks it may open."""
+    from pathlib import Path
+
+    from tests.testenv import sshd
+    from tests.testenv.procs import stop_group
+
+    base = Path(testenv.tmpdir)
+    name = f"tight{secrets.token_hex(3)}"
+    endpoint = sshd.start_sshd(
+        base / "ssh", name, testenv.docker_socket, base / "logs", max_sessions=3
+    )
+    try:
+        yield endpoint
+    finally:
+        stop_group(endpoint.pid, grace=5)
+
+
+async def test_a_refused_channel_fails_one_request_and_keeps_the_connection(
+    archnest_client: TestClient,
+    admin_headers: dict[str, str],
+    testenv_docker: TestEnv,
+    tight_sshd,  # type: ignore[no-untyped-def]
+) -> None:
+    env = testenv_docker
+    archnest_client.app[STREAMS_KEY].limits = StreamLimits(follows_per_user=50, follows_per_host=50)
+    body = target_payload(env, tight_sshd, "key", name="tight", docker=True)
+    r = await archnest_client.post("/api/ssh/targets", json=body, headers=admin_headers)
+    assert r.status == 201, await r.text()
+    target = (await r.json())["id"]
+    pool = archnest_client.app[SSH_POOL_KEY]
+    assert pool.max_streams > 3  # the pool believes it may open more than sshd allows
+    env.run_container("chatty", CHATTY)
+    base = f"/api/hosts/ssh:{target}"
+    r = await archnest_client.get(f"{base}/containers", headers=admin_headers)
+    assert r.status == 200, await r.text()
+
+    url = str(archnest_client.make_url(f"{base}/containers/chatty/logs?follow=1&tail=1"))
+    held: list[aiohttp.ClientResponse] = []
+    async with aiohttp.ClientSession() as http:
+        try:
+            refused = None
+            for _ in range(6):
+                resp = await http.get(url, headers=admin_headers)
+                if resp.status != 200:
+                    refused = resp
+                    break
+                await resp.content.readline()
+                held.append(resp)
+            assert refused is not None, "sshd never refused a channel"
+            assert refused.status == 502, await refused.text()
+            assert (await refused.json())["error"]["code"] == "ssh_channel_refused"
+            # The follows already open go on, on the same connection.
+            assert held, "no follow was open before the refusal"
+            for resp in held:
+                line = await asyncio.wait_for(_next_data(resp), 10)
+                assert "tick" in line
+            assert pool.connection_info(target)["connects"] == 1
+        finally:
+            for resp in held:
+                resp.close()
+    assert await _settle(lambda: pool.connection_info(target)["streams"] == 0)
+    r = await archnest_client.get(f"{base}/containers", headers=admin_headers)
+    assert r.status == 200, await r.text()
+    assert pool.connection_info(target)["connects"] == 1
+
+
+async def _next_data(resp: aiohttp.ClientResponse) -> str:
+    while True:
+        line = (await resp.content.readline()).decode()
+        if not line:
+            raise AssertionError("stream ended")
+        if line.startswith("data:"):
+            return line
