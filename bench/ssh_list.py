@@ -29,7 +29,6 @@ import asyncio
 import json
 import logging
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -111,61 +110,17 @@ class SeparateProcessApp:
     runs in this process, and the app's CPU is read from /proc."""
 
     async def start(self) -> tuple[str, dict[str, str]]:
-        tmp = tempfile.mkdtemp(prefix="archnest-bench-ssh-")
-        self.env = {
-            **os.environ,
-            "ARCHNEST_DATA_DIR": tmp,
-            "ARCHNEST_SECRET_KEY": "bench-secret-key",
-            "ARCHNEST_ADMIN_PASSWORD": "bench-admin-password",
-            "ARCHNEST_ADD_LOCAL_DOCKER": "0",
-            "ARCHNEST_HOST_TIMEOUT": "30",
-        }
-        cli = [sys.executable, "-m", "archnest"]
-        subprocess.run([*cli, "db", "upgrade"], env=self.env, check=True, capture_output=True)
-        subprocess.run(
-            [*cli, "user", "add", "bench", "--admin", "--password-stdin"],
-            env=self.env,
-            input="bench-password-1\n",
-            text=True,
-            check=True,
-            capture_output=True,
-        )
-        token = subprocess.run(
-            [*cli, "token", "create", "bench"],
-            env=self.env,
-            text=True,
-            check=True,
-            capture_output=True,
-        ).stdout.strip()
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        self.proc = subprocess.Popen(
-            [*cli, "serve", "--port", str(port), "--log-level", "WARNING"],
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        base = f"http://127.0.0.1:{port}"
-        async with aiohttp.ClientSession() as http:
-            for _ in range(200):
-                try:
-                    async with http.get(base + "/healthz") as r:
-                        if r.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
-            else:
-                raise SystemExit("archnest serve did not come up")
-        return base, {"Authorization": "Bearer " + token}
+        from tests.testenv.serve import ServedApp
+
+        self.served = await ServedApp({"ARCHNEST_HOST_TIMEOUT": "30"}).__aenter__()
+        self.proc = self.served.proc
+        return self.served.base, self.served.headers
 
     def cpu(self) -> float:
         return proc_cpu(self.proc.pid)
 
     async def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=30)
+        await self.served.__aexit__()
 
 
 def proc_cpu(pid: int) -> float:

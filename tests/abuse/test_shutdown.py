@@ -4,12 +4,8 @@ nothing running on the hosts (no shells in containers, no remote docker CLI)."""
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,73 +17,22 @@ from tests.abuse.resources import remote_commands
 from tests.abuse.test_stream_release import CHATTY, QUIET
 from tests.ssh.conftest import target_payload
 from tests.testenv import TestEnv
+from tests.testenv.serve import ServedApp
 
 pytestmark = [pytest.mark.docker, pytest.mark.ssh]
 
-ADMIN_PASSWORD = "shutdown-admin-password"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 @pytest.fixture
-async def served(tmp_path: Path) -> AsyncIterator[tuple[subprocess.Popen, str, dict[str, str]]]:
-    """`archnest serve` in its own process, as deployed, with an admin API token."""
-    env = {
-        **os.environ,
-        "ARCHNEST_DATA_DIR": str(tmp_path / "data"),
-        "ARCHNEST_SECRET_KEY": "shutdown-test-secret-key",
-        "ARCHNEST_ADMIN_PASSWORD": ADMIN_PASSWORD,
-        "ARCHNEST_ADD_LOCAL_DOCKER": "0",
-        "ARCHNEST_HOST_TIMEOUT": "10",
-    }
-    env.pop("ARCHNEST_DATABASE_URL", None)
-    cli = [sys.executable, "-m", "archnest"]
-    subprocess.run([*cli, "db", "upgrade"], env=env, check=True, capture_output=True)
-    subprocess.run(
-        [*cli, "user", "add", "ops", "--admin", "--password-stdin"],
-        env=env,
-        input="ops-password-123\n",
-        text=True,
-        check=True,
-        capture_output=True,
-    )
-    token = subprocess.run(
-        [*cli, "token", "create", "ops"], env=env, text=True, check=True, capture_output=True
-    ).stdout.strip()
-    port = _free_port()
-    log = (tmp_path / "serve.log").open("wb")
-    proc = subprocess.Popen(
-        [*cli, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        async with aiohttp.ClientSession() as http:
-            for _ in range(300):
-                try:
-                    async with http.get(base + "/healthz") as r:
-                        if r.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
-            else:
-                raise AssertionError("archnest serve did not come up")
-        yield proc, base, {"Authorization": f"Bearer {token}"}
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        log.close()
+async def served(tmp_path: Path) -> AsyncIterator[ServedApp]:
+    async with ServedApp({"ARCHNEST_HOST_TIMEOUT": "10"}, data_dir=str(tmp_path / "d")) as app:
+        yield app
 
 
 async def test_sigterm_with_streams_terminals_and_logins_in_flight(
-    served: tuple[subprocess.Popen, str, dict[str, str]], testenv_docker: TestEnv
+    served: ServedApp, testenv_docker: TestEnv
 ) -> None:
-    proc, base, headers = served
+    proc, base, headers = served.proc, served.base, served.headers
+    assert proc is not None
     env = testenv_docker
     env.run_container("chatty", CHATTY)
     env.run_container("shell", QUIET)
