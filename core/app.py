@@ -19,6 +19,7 @@ from .auth import (
 )
 from .db import Database
 from .errors import error_middleware
+from .headers import setup_security_headers
 from .keys import (
     AUTH_CACHE_KEY,
     DB_KEY,
@@ -42,7 +43,7 @@ def create_app(
 ) -> web.Application:
     """Build the app; nothing touches the network or the database until it starts."""
     settings = settings or Settings.from_env()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.prepare_data_dir()
     auth_cache = CredentialCache()
     app = web.Application(
         middlewares=[error_middleware, make_auth_middleware(lambda r: r.app[DB_KEY], auth_cache)],
@@ -61,6 +62,7 @@ def create_app(
     for ctx in flatten(pm.hook.archnest_cleanup_ctx(app=app)):
         app.cleanup_ctx.append(ctx)
     app.cleanup_ctx.append(sources_ctx)
+    setup_security_headers(app)
     setup_templates(app)
     pm.hook.archnest_routes(app=app)
     return app

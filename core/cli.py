@@ -25,7 +25,7 @@ from .settings import Settings
 
 def _with_db(fn: Callable[[Database, Settings], Awaitable[Any]]) -> Any:
     settings = Settings.from_env()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.prepare_data_dir()
 
     async def run() -> Any:
         db = Database(settings.database_url)

@@ -5,11 +5,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy import event
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel import Field, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
+
+from .files import PRIVATE_FILE, create_private_file, tighten
 
 
 def utcnow() -> datetime:
@@ -57,6 +61,7 @@ class Database:
         kwargs: dict = {"echo": echo}
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"timeout": 30}
+            prepare_sqlite_file(url)
         else:
             kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
@@ -77,6 +82,26 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def prepare_sqlite_file(url: str) -> Path | None:
+    """Create the SQLite database file with mode 0600 before SQLite opens it.
+
+    SQLite itself creates a missing database with 0644 (less the umask): readable by
+    every local user, and it holds password hashes, session hashes and the encrypted
+    credentials. The WAL and shared-memory files copy the database file's mode. An
+    existing database, or one of those files, with a looser mode is tightened with a
+    warning. Returns the path, or None for an in-memory or URI-style database.
+    """
+    parsed = make_url(url)
+    name = parsed.database
+    if not name or name == ":memory:" or name.startswith("file:") or parsed.query.get("uri"):
+        return None
+    path = Path(name)
+    create_private_file(path)
+    for suffix in ("-wal", "-shm", "-journal"):
+        tighten(path.with_name(path.name + suffix), PRIVATE_FILE)
+    return path
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]

@@ -7,6 +7,8 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .files import PRIVATE_FILE, make_private_dir, tighten
+
 
 def _env_int(env: dict[str, str], name: str, default: int) -> int:
     raw = env.get(name)
@@ -68,20 +70,27 @@ class Settings:
             extra={k: v for k, v in env.items() if k.startswith("ARCHNEST_")},
         )
 
+    def prepare_data_dir(self) -> Path:
+        """Create the data dir with mode 0700, or tighten a looser one (with a warning)."""
+        make_private_dir(self.data_dir)
+        return self.data_dir
+
     def ensure_secret_key(self) -> str:
         """Return the secret key, generating one into the data dir (mode 0600) if unset."""
         if self.secret_key:
             return self.secret_key
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.prepare_data_dir()
         path = self.data_dir / "secret.key"
         if path.exists():
+            tighten(path, PRIVATE_FILE)
             self.secret_key = path.read_text().strip()
             return self.secret_key
         key = secrets.token_urlsafe(48)
         # O_EXCL + 0600: never world-readable, never overwrite a key written concurrently.
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
         except FileExistsError:
+            tighten(path, PRIVATE_FILE)
             self.secret_key = path.read_text().strip()
             return self.secret_key
         with os.fdopen(fd, "w") as fh:

@@ -61,8 +61,25 @@ def validate_url(url: str) -> str:
     return url.rstrip("/")
 
 
+def check_tls_scheme(url: str, has_tls_material: bool) -> None:
+    """Refuse TLS material with a ``tcp://`` url, which would talk plain HTTP instead.
+
+    ``tcp://`` means what it means to the docker CLI without ``--tls``: no encryption.
+    An admin who stored a CA, certificate or key meant TLS; ignoring it would send the
+    engine traffic (and whatever the containers print) in clear without a word.
+    """
+    if has_tls_material and url.startswith("tcp://"):
+        raise ValueError(
+            "a tcp:// url is plain, unencrypted HTTP and does not use the tls ca, cert or "
+            f"key: use https://{url[len('tcp://') :]} for an engine that speaks TLS, or "
+            "remove the tls material"
+        )
+
+
 def make_client(cfg: EngineConfig, connect_timeout: float) -> aiodocker.Docker:
     """An aiodocker client for ``cfg``; the API version is negotiated on first use."""
+    # Rows stored before this check existed must not fall back to plain HTTP either.
+    check_tls_scheme(cfg.url, bool(cfg.tls_ca or cfg.tls_cert or cfg.tls_key))
     timeout = aiohttp.ClientTimeout(connect=connect_timeout, sock_connect=connect_timeout)
     if cfg.url.startswith("https://"):
         ctx = build_ssl_context(cfg.tls_ca, cfg.tls_cert, cfg.tls_key, cfg.tls_verify)

@@ -8,7 +8,7 @@ from archnest import BadRequest, Conflict, Database, NotFound, SecretBox, iso_ut
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from .client import EngineConfig, validate_url
+from .client import EngineConfig, check_tls_scheme, validate_url
 from .models import DockerEngine, DockerTcpFlag
 from .tlsconf import build_ssl_context
 
@@ -108,6 +108,11 @@ class EngineStore:
         tls = body.get("tls")
         if tls is not None:
             self._apply_tls(row, tls)
+        # Checked on the result, so a PATCH of only the url or only the tls is caught too.
+        try:
+            check_tls_scheme(row.url, bool(row.tls_ca or row.tls_cert_enc or row.tls_key_enc))
+        except ValueError as exc:
+            raise BadRequest(str(exc), code="tls_needs_https") from None
         if row.tls_ca or row.tls_cert_enc or row.tls_key_enc:
             # Refuse material that cannot work now rather than at the first request.
             try:

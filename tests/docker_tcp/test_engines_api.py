@@ -101,3 +101,61 @@ async def test_tls_secrets_are_never_returned_and_encrypted_at_rest(
     assert (await resp.json())["tls"]["has_key"] is True
     resp = await c.get(f"/api/docker/hosts/{created['id']}/containers", headers=admin_headers)
     assert resp.status == 200
+
+
+async def test_tcp_url_with_tls_material_is_refused(
+    archnest_client: TestClient, admin_headers: dict[str, str], testenv_docker: TestEnv
+) -> None:
+    """tcp:// is plain HTTP: with a CA, certificate or key it is a 400 naming https://,
+    on POST and on PATCH, and a row stored that way earlier is refused at use."""
+    c, env = archnest_client, testenv_docker
+    tls_hostport = env.docker_tls_url.split("://", 1)[1]
+    tls_body = engine_body(env, "tls", "secure")
+    material = tls_body["tls"]
+
+    for tls in (material, {"ca": material["ca"]}, {"cert": material["cert"]}):
+        bad = {"name": "leaky", "url": f"tcp://{tls_hostport}", "tls": tls}
+        resp = await c.post("/api/docker/hosts", json=bad, headers=admin_headers)
+        assert resp.status == 400, tls
+        error = (await resp.json())["error"]
+        assert error["code"] == "tls_needs_https"
+        assert f"https://{tls_hostport}" in error["message"]
+    resp = await c.get("/api/docker/hosts", headers=admin_headers)
+    assert await resp.json() == []  # nothing was stored
+
+    secure_id = await add_engine(c, admin_headers, tls_body)
+    plain_id = await add_engine(c, admin_headers, engine_body(env, "tcp", "plain"))
+    for engine_id, patch in (
+        (secure_id, {"url": f"tcp://{tls_hostport}"}),  # the url alone
+        (plain_id, {"tls": {"ca": material["ca"]}}),  # the tls alone
+    ):
+        resp = await c.patch(f"/api/docker/hosts/{engine_id}", json=patch, headers=admin_headers)
+        assert resp.status == 400, patch
+        assert (await resp.json())["error"]["code"] == "tls_needs_https"
+    # Both rows are unchanged and still answer over what they were.
+    resp = await c.get("/api/docker/hosts", headers=admin_headers)
+    by_id = {e["id"]: e for e in await resp.json()}
+    assert by_id[secure_id]["url"] == env.docker_tls_url and by_id[secure_id]["tls"]["has_key"]
+    assert by_id[plain_id]["url"] == env.docker_tcp_url and not by_id[plain_id]["tls"]["has_ca"]
+    for engine_id in (secure_id, plain_id):
+        resp = await c.get(f"/api/docker/hosts/{engine_id}/containers", headers=admin_headers)
+        assert resp.status == 200
+
+    # Dropping the material along with the switch to tcp:// is a deliberate choice: allowed.
+    cleared = {"url": env.docker_tcp_url, "tls": {"ca": None, "cert": None, "key": None}}
+    resp = await c.patch(f"/api/docker/hosts/{secure_id}", json=cleared, headers=admin_headers)
+    assert resp.status == 200, await resp.text()
+    assert (await resp.json())["tls"]["has_key"] is False
+
+    # A row written before this check (tcp:// to the plain port, TLS material stored)
+    # used to work over plain HTTP in silence; now every call says what to fix.
+    await c.patch(f"/api/docker/hosts/{secure_id}", json=tls_body, headers=admin_headers)
+    async with c.app[DB_KEY].engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE docker_tcp_engines SET url = :url WHERE id = :id"),
+            {"url": env.docker_tcp_url, "id": secure_id},
+        )
+    resp = await c.get(f"/api/docker/hosts/{secure_id}/containers", headers=admin_headers)
+    assert resp.status == 502
+    error = (await resp.json())["error"]
+    assert error["code"] == "engine_config" and "https://" in error["message"]
