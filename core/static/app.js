@@ -70,7 +70,7 @@
     hostListEl.setAttribute("aria-busy", "true");
     return htmx.ajax("GET", "/ui/hosts?host=" + enc(state.host), {
       source: hostListEl, target: hostListEl, swap: "innerHTML"
-    });
+    }).catch(superseded);
   }
 
   function markCurrentHost() {
@@ -118,8 +118,13 @@
     // Its own element as the source: htmx syncs requests per source element (hx-sync on
     // #container-list: a newer list replaces one in flight), so the host list loading at
     // the same time does not drop this one.
-    return htmx.ajax("GET", url, { source: listEl, target: listEl, swap: "innerHTML" });
+    return htmx.ajax("GET", url, { source: listEl, target: listEl, swap: "innerHTML" })
+      .catch(superseded);
   }
+
+  // htmx rejects the promise of a request that a newer one on the same element replaced
+  // (hx-sync); the newer one brings the content, so there is nothing to report.
+  function superseded() { /* replaced by a newer request */ }
 
   function applyFilter() {
     var words = filterEl.value.trim().toLowerCase().split(/\s+/).filter(Boolean);
