@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -13,7 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlmodel import Field, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from .errors import ApiError
 from .files import PRIVATE_FILE, create_private_file, tighten
+
+log = logging.getLogger("archnest.db")
 
 
 def utcnow() -> datetime:
@@ -53,6 +57,54 @@ class WebSession(SQLModel, table=True):
     expires_at: datetime
 
 
+# A server that is restarting refuses at once; this bounds one that does not answer.
+CONNECT_TIMEOUT_SECONDS = 5.0
+# SQLSTATE of a server that is away: connection exceptions (08...), and an
+# administrator's or a crash's shutdown, or "the database system is starting up" (57P0x).
+_OUTAGE_STATES = ("08", "57P01", "57P02", "57P03")
+
+
+class DatabaseUnavailable(ApiError):
+    """The database server cannot be reached or dropped the connection (a restart, the
+    network): 503, and the same request succeeds once it is back."""
+
+    status, code = 503, "database_unavailable"
+    retry_after = 5
+
+
+def _is_outage(exc: BaseException) -> bool:
+    if isinstance(exc, OSError):  # refused, reset, timed out (TimeoutError is an OSError)
+        return True
+    state = getattr(exc, "sqlstate", None) or ""
+    return isinstance(state, str) and state.startswith(_OUTAGE_STATES)
+
+
+def _outages_are_unavailable(engine: AsyncEngine) -> None:
+    """Turn "the server is away" into :class:`DatabaseUnavailable` wherever the engine is
+    used (sessions, the agent store's connections, the auth lookup), so a request during a
+    restart gets a clear 503 instead of an internal error; other errors pass unchanged."""
+
+    @event.listens_for(engine.sync_engine, "do_connect")
+    def connect(dialect, _record, cargs, cparams):  # type: ignore[no-untyped-def]
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except Exception as exc:
+            if not _is_outage(exc):
+                raise
+            log.warning("database unavailable: %s", type(exc).__name__)
+            raise DatabaseUnavailable("the database is unavailable; try again shortly") from exc
+
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def lost(context) -> None:  # type: ignore[no-untyped-def]
+        # A failed pre-ping must reach the pool, which then reconnects.
+        if context.is_pre_ping:
+            return
+        if context.is_disconnect or _is_outage(context.original_exception):
+            raise DatabaseUnavailable(
+                "the database connection was lost; try again shortly"
+            ) from context.original_exception
+
+
 class Database:
     """Owns the engine; ``session()`` yields an AsyncSession bound to it."""
 
@@ -63,10 +115,19 @@ class Database:
             kwargs["connect_args"] = {"timeout": 30}
             prepare_sqlite_file(url)
         else:
-            kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+            # pre_ping: a pooled connection that died with a server restart is replaced
+            # on checkout; the connect timeout bounds a request while the server is away.
+            kwargs.update(
+                pool_size=10,
+                max_overflow=20,
+                pool_pre_ping=True,
+                connect_args={"timeout": CONNECT_TIMEOUT_SECONDS},
+            )
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if url.startswith("sqlite"):
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        else:
+            _outages_are_unavailable(self.engine)
         self._sessions = async_sessionmaker(
             self.engine, class_=AsyncSession, expire_on_commit=False
         )

@@ -61,7 +61,11 @@ def ping_unix(socket_path: str, timeout: float = 2.0) -> bool:
     return len(status_line) >= 2 and status_line[1] == b"200"
 
 
-def _start_daemon(base: Path, tls: TlsBundle, group: str, log: Path) -> tuple[int, int]:
+def _start_daemon(
+    base: Path, tls: TlsBundle, group: str, log: Path, tls_port: int | None = None
+) -> tuple[int, int]:
+    """Start dockerd on base's sockets; ``tls_port`` reuses a port (a restart), else a
+    free one is chosen."""
     dockerd = shutil.which("dockerd")
     if not dockerd:
         raise TestEnvError("dockerd is not installed (run scripts/install-test-deps.sh)")
@@ -76,8 +80,9 @@ def _start_daemon(base: Path, tls: TlsBundle, group: str, log: Path) -> tuple[in
     # names may end in "_" or contain "__").
     namespace = "archnest-" + "".join(c for c in base.name if c.isalnum())
     last_error: TestEnvError | None = None
+    fixed_port = tls_port
     for _attempt in range(3):
-        tls_port = free_port()
+        tls_port = fixed_port or free_port()
         argv = [
             dockerd,
             "--config-file",
