@@ -26,13 +26,8 @@ from .containers import (
     Network,
     Port,
     Stats,
-    detail_from_inspect,
     iso_utc,
-    normalise_state,
     parse_row_id,
-    ports_from_inspect,
-    stats_from_engine,
-    summary_from_engine_list,
     validate_action,
     validate_ref,
 )
@@ -51,6 +46,14 @@ from .errors import (
 )
 from .hosts import add_container_routes, make_exec_handler, with_timeout
 from .keys import DB_KEY, PM_KEY, SECRETS_KEY, SETTINGS_KEY, SOURCES_KEY
+from .normalise import (
+    detail_dict_from_inspect,
+    detail_from_inspect,
+    normalise_state,
+    ports_from_inspect,
+    stats_from_engine,
+    summary_from_engine_list,
+)
 from .plugin_types import Assets, MigrationLineage, NavItem, Panel
 from .plugins import hookimpl
 from .secrets import MASK, SecretBox, is_secret_name, mask_env
@@ -117,6 +120,7 @@ __all__ = [
     "add_container_routes",
     "create_app",
     "current_user",
+    "detail_dict_from_inspect",
     "detail_from_inspect",
     "hookimpl",
     "is_secret_name",

@@ -40,8 +40,10 @@ SECRET_NAME_PARTS: tuple[str, ...] = (
     "APIKEY",
 )
 
-# scheme://user:password@host: credentials embedded in a URL are secret whatever the name.
-_URL_CREDENTIALS = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/@\s:]*:[^/@\s]+@")
+# scheme://user:password@host anywhere in a value: credentials embedded in a URL are
+# secret whatever the name. The agent script's URL_CREDENTIALS_RE is this expression in
+# jq's syntax (a test checks that both mask the same values).
+URL_CREDENTIALS = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#@\s]*:[^/?#@\s]*@")
 
 
 def is_secret_name(name: str) -> bool:
@@ -52,25 +54,24 @@ def is_secret_name(name: str) -> bool:
 
 def is_secret_value(value: str) -> bool:
     """True when the value itself carries credentials (a URL with user:password@)."""
-    return bool(_URL_CREDENTIALS.match(value))
+    return URL_CREDENTIALS.search(value) is not None
 
 
 def mask_env(env: Iterable[str] | Iterable[dict] | None) -> list[dict]:
     """Normalise env to ``[{"name","value","masked"}]`` with secret values replaced.
 
-    Accepts Docker's ``["NAME=value", ...]`` or already-normalised dicts (the agent
-    sends those masked; masking again is the server's defence in depth).
+    Accepts Docker's ``["NAME=value", ...]`` or already-normalised dicts. The agent
+    masks before sending; masking again is the server's defence in depth, and a value
+    that arrives as ``****`` is marked masked whichever rule masked it on the host.
     """
     out: list[dict] = []
     for item in env or []:
         if isinstance(item, dict):
             name = str(item.get("name", ""))
             value = "" if item.get("value") is None else str(item.get("value"))
-            already = bool(item.get("masked")) and value == MASK
         else:
             name, _, value = str(item).partition("=")
-            already = False
-        masked = already or is_secret_name(name) or is_secret_value(value)
+        masked = value == MASK or is_secret_name(name) or is_secret_value(value)
         out.append({"name": name, "value": MASK if masked else value, "masked": masked})
     return out
 

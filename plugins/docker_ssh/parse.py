@@ -1,4 +1,9 @@
-"""Parsing docker CLI output (20.10 and current releases) into archnest's models."""
+"""Parsing docker CLI output (20.10 and current releases) for the CLI fallback.
+
+``docker ps`` lines are turned back into the Engine API's list-row shape and normalised
+by the core's ``summary_from_engine_list``, exactly as rows read through the Engine API
+stream are: the CLI fallback differs from it only in how the row was fetched.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import json
 import re
 from typing import Any
 
-from archnest import ContainerSummary, LogLine, Port, Stats, iso_utc, normalise_state
+from archnest import ContainerSummary, LogLine, Stats, iso_utc, summary_from_engine_list
 
 _UNITS = {
     "b": 1,
@@ -99,8 +104,9 @@ def parse_labels(raw: Any) -> dict[str, str]:
     return out
 
 
-def parse_ports(raw: Any) -> list[Port]:
-    out: list[Port] = []
+def parse_ports(raw: Any) -> list[dict[str, Any]]:
+    """``docker ps``'s ports text -> the Engine API's ``Ports`` entries (ranges expanded)."""
+    out: list[dict[str, Any]] = []
     for item in str(raw or "").split(","):
         m = _PORT.match(item.strip())
         if not m:
@@ -109,30 +115,30 @@ def parse_ports(raw: Any) -> list[Port]:
         pub = int(m["pub"]) if m["pub"] else None
         ip = (m["ip"] or "").strip("[]") or None if m["pub"] else None
         for offset in range(0, min(priv_end - priv, 1024) + 1):
-            out.append(
-                Port(
-                    private=priv + offset,
-                    public=pub + offset if pub is not None else None,
-                    type=m["proto"],
-                    ip=ip,
-                )
-            )
-    return sorted(out, key=lambda p: (p.private, p.type, p.public or 0, p.ip or ""))
+            entry: dict[str, Any] = {"PrivatePort": priv + offset, "Type": m["proto"]}
+            if pub is not None:
+                entry.update(PublicPort=pub + offset, IP=ip)
+            out.append(entry)
+    return out
 
 
-def state_from(data: dict) -> str:
-    """``State`` is missing from ``docker ps`` JSON before 20.10's successors; derive it
-    from ``Status`` ("Up 2 minutes (Paused)", "Exited (0) 3 hours ago", "Created")."""
-    state = data.get("State")
-    if state:
-        return normalise_state(state)
-    status = str(data.get("Status") or "").strip().lower()
-    if status.startswith("removal"):
-        return "removing"
-    for word in ("created", "dead"):
-        if status.startswith(word):
-            return word
-    return normalise_state(status)
+def engine_row(data: dict) -> dict[str, Any]:
+    """One ``docker ps --format '{{json .}}'`` object as an Engine API list row.
+
+    The CLI prints the Engine's own ``Status`` text; ``State`` is missing before 20.10's
+    successors (the core then derives it from ``Status``), labels are ``"a=b,c=d"`` and
+    ``CreatedAt`` is the CLI's local-time format (all read by the core as well).
+    """
+    return {
+        "Id": str(data["ID"]),
+        "Names": str(data.get("Names") or "").split(","),
+        "Image": str(data.get("Image") or ""),
+        "State": str(data.get("State") or ""),
+        "Status": str(data.get("Status") or ""),
+        "Created": data.get("CreatedAt"),
+        "Ports": parse_ports(data.get("Ports")),
+        "Labels": parse_labels(data.get("Labels")),
+    }
 
 
 def parse_ps_line(line: str, host_id: str) -> ContainerSummary | None:
@@ -142,18 +148,7 @@ def parse_ps_line(line: str, host_id: str) -> ContainerSummary | None:
         return None
     if not isinstance(data, dict) or not data.get("ID"):
         return None
-    names = str(data.get("Names") or "").split(",")
-    return ContainerSummary(
-        id=str(data["ID"]),
-        name=names[0].lstrip("/"),
-        image=str(data.get("Image") or ""),
-        state=state_from(data),
-        status=str(data.get("Status") or ""),
-        created=iso_utc(data.get("CreatedAt")),
-        ports=parse_ports(data.get("Ports")),
-        labels=parse_labels(data.get("Labels")),
-        host_id=host_id,
-    )
+    return summary_from_engine_list(engine_row(data), host_id)
 
 
 def parse_ps(output: bytes, host_id: str) -> list[ContainerSummary]:
@@ -183,7 +178,9 @@ def log_lines(data: bytes, stream: str) -> list[tuple[str, LogLine]]:
 
 
 def make_line(stream: str, ts: str | None, text: str) -> LogLine:
-    return LogLine(stream=stream, text=text, ts=iso_utc(ts) if ts else None)  # type: ignore[arg-type]
+    # Log times keep their fraction: lines within one second still read in order.
+    ts_iso = iso_utc(ts, fraction=True) if ts else None
+    return LogLine(stream=stream, text=text, ts=ts_iso)  # type: ignore[arg-type]
 
 
 def merge_logs(stdout: bytes, stderr: bytes, *, timestamps: bool) -> list[LogLine]:

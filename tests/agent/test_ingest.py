@@ -51,7 +51,11 @@ async def test_good_report_is_served(archnest_client: TestClient, viewer_headers
     assert detail["networks"][0]["name"] == "stack_default"
     assert detail["mounts"][0]["destination"] == "/data"
     assert detail["health"] == "healthy" and detail["restart_count"] == 0
-    assert detail["started_at"] == "2026-11-27T03:29:23.982974Z"
+    # Whole seconds, as every source gives a container's times; the status carries
+    # the health, as Docker's list does.
+    assert detail["started_at"] == "2026-11-27T03:29:23Z"
+    assert detail["created"] == "2026-11-27T03:29:23Z"
+    assert detail["status"] == "Up (healthy)"
     assert detail["finished_at"] is None
     host = await (await archnest_client.get(BASE, headers=viewer_headers)).json()
     assert host["engine"]["version"] == "28.2.2" and host["host_facts"]["cpus"] == 2

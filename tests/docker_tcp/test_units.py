@@ -81,6 +81,7 @@ def test_summary_from_engine_list_row() -> None:
     }
     s = summary_from_engine_list(row, "docker:1")
     assert (s.name, s.state, s.created) == ("web", "running", "2023-11-14T22:13:20Z")
+    assert s.status == "Up"  # Docker's phrase without the duration
     assert [(p.private, p.public, p.type) for p in s.ports] == [
         (53, None, "udp"),
         (80, 8080, "tcp"),

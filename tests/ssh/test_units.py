@@ -6,7 +6,7 @@ import json
 import shlex
 
 import pytest
-from archnest import REF_PATTERN, BadRequest
+from archnest import REF_PATTERN, BadRequest, summary_from_engine_list
 from archnest_docker_ssh import commands
 from archnest_docker_ssh.parse import (
     merge_logs,
@@ -15,7 +15,6 @@ from archnest_docker_ssh.parse import (
     parse_ps,
     parse_size,
     parse_stats,
-    state_from,
 )
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -107,6 +106,8 @@ def test_ps_20_10_and_current() -> None:
     out = "\n".join(json.dumps(x) for x in (PS_20_10, PS_CURRENT)).encode() + b"\nnot json\n"
     old, new = parse_ps(out, "ssh:1")
     assert old.state == "paused" and new.state == "running"
+    # Docker's status phrase without its duration, as every source gives it.
+    assert (old.status, new.status) == ("Up (Paused)", "Up (healthy)")
     assert old.created == "2024-03-01T09:20:30Z"
     assert old.labels == {"com.example.list": "a,b,c", "owner": "ops"}
     assert new.labels == {}
@@ -118,26 +119,65 @@ def test_ps_20_10_and_current() -> None:
 
 
 @pytest.mark.parametrize(
-    ("status", "state"),
+    ("status", "state", "shown"),
     [
-        ("Exited (137) 5 minutes ago", "exited"),
-        ("Created", "created"),
-        ("Restarting (1) 2 seconds ago", "restarting"),
-        ("Removal In Progress", "removing"),
-        ("Dead", "dead"),
-        ("Up 1 second", "running"),
+        ("Exited (137) 5 minutes ago", "exited", "Exited (137)"),
+        ("Created", "created", "Created"),
+        ("Restarting (1) 2 seconds ago", "restarting", "Restarting (1)"),
+        ("Removal In Progress", "removing", "Removal In Progress"),
+        ("Dead", "dead", "Dead"),
+        ("Up 1 second", "running", "Up"),
+        ("Up About a minute (health: starting)", "running", "Up (health: starting)"),
     ],
 )
-def test_state_derived_from_status_when_missing(status: str, state: str) -> None:
-    assert state_from({"Status": status}) == state
+def test_state_derived_from_status_when_missing(status: str, state: str, shown: str) -> None:
+    line = json.dumps({**PS_20_10, "Status": status}).encode()
+    (row,) = parse_ps(line, "ssh:1")
+    assert (row.state, row.status) == (state, shown)
 
 
 def test_labels_dict_and_port_ranges() -> None:
     assert parse_labels({"a": 1}) == {"a": "1"}
     ports = parse_ports("127.0.0.1:9000-9001->9000-9001/udp")
-    assert [(p.private, p.public, p.type) for p in ports] == [
-        (9000, 9000, "udp"),
-        (9001, 9001, "udp"),
+    assert ports == [
+        {"PrivatePort": 9000, "PublicPort": 9000, "Type": "udp", "IP": "127.0.0.1"},
+        {"PrivatePort": 9001, "PublicPort": 9001, "Type": "udp", "IP": "127.0.0.1"},
+    ]
+
+
+def test_ps_line_equals_the_engine_row_it_was_printed_from() -> None:
+    """What the docker CLI prints for an Engine list row normalises to that row's model."""
+    engine_row = {
+        "Id": "b" * 64,
+        "Names": ["/api"],
+        "Image": "busybox",
+        "State": "running",
+        "Status": "Up 7 minutes (unhealthy)",
+        "Created": 1709284830,
+        "Ports": [
+            {"PrivatePort": 443, "Type": "tcp"},
+            {"PrivatePort": 80, "PublicPort": 8080, "Type": "tcp", "IP": "::"},
+            {"PrivatePort": 80, "PublicPort": 8080, "Type": "tcp", "IP": "0.0.0.0"},
+        ],
+        "Labels": {"team": "ops", "tier": "web"},
+    }
+    ps_line = {
+        "ID": "b" * 64,
+        "Names": "api",
+        "Image": "busybox",
+        "State": "running",
+        "Status": "Up 7 minutes (unhealthy)",
+        "CreatedAt": "2024-03-01 10:20:30 +0100 CET",
+        "Ports": "0.0.0.0:8080->80/tcp, :::8080->80/tcp, 443/tcp",
+        "Labels": "team=ops,tier=web",
+    }
+    (from_cli,) = parse_ps(json.dumps(ps_line).encode(), "ssh:1")
+    assert from_cli == summary_from_engine_list(engine_row, "ssh:1")
+    assert from_cli.status == "Up (unhealthy)" and from_cli.created == "2024-03-01T09:20:30Z"
+    assert [(p.private, p.public, p.ip) for p in from_cli.ports] == [
+        (80, 8080, "0.0.0.0"),
+        (80, 8080, "::"),
+        (443, None, None),
     ]
 
 
