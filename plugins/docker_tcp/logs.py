@@ -14,7 +14,7 @@ from typing import Any
 
 import aiodocker
 import aiohttp
-from archnest import LogLine, LogOptions
+from archnest import LogLine, LogOptions, iso_utc
 
 _HEADER = struct.Struct(">BxxxL")
 _STREAMS = {1: "stdout", 2: "stderr"}
@@ -41,7 +41,8 @@ def to_line(stream: str, raw: str, timestamps: bool) -> LogLine:
     if timestamps:
         m = _TS.match(text)
         if m:
-            ts, text = m.group(1), text[m.end() :]
+            # Same form as every source's log times: ISO 8601 UTC, microseconds.
+            ts, text = iso_utc(m.group(1), fraction=True), text[m.end() :]
     return LogLine(stream=stream, text=text, ts=ts)  # type: ignore[arg-type]
 
 
