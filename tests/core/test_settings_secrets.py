@@ -81,14 +81,3 @@ def test_mask_env_docker_list_and_dicts():
     ]
     # Defence in depth: a dict claiming "not masked" for a secret name is masked anyway.
     assert mask_env([{"name": "API_KEY", "value": "abc", "masked": False}])[0]["value"] == MASK
-
-
-def test_agent_script_uses_the_same_name_rules():
-    from pathlib import Path
-
-    from archnest.secrets import SECRET_NAME_PARTS
-
-    script = Path(__file__).resolve().parents[2] / "agent" / "archnest-docker-agent.sh"
-    text = script.read_text()
-    missing = [p for p in SECRET_NAME_PARTS if p not in text]
-    assert missing == []
