@@ -2,22 +2,46 @@
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 from aiohttp import web
+from pydantic import BaseModel
 
 from .auth import public
 from .hosts import setup_unified_routes
 from .keys import PM_KEY, SOURCES_KEY
+from .openapi import operation, setup_openapi
 from .plugin_types import Assets, NavItem
 from .plugins import hookimpl, loaded_plugins
 from .ui import setup_ui_routes
 from .web import HERE, setup_auth_routes
 
 
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class PluginEntry(BaseModel):
+    name: str
+    module: str
+    version: str | None
+    distribution: str | None
+    core: bool
+    sources: list[str]
+    info: dict[str, Any]
+
+
 @public
+@operation("Liveness: the process answers", tags=("meta",), responses={200: Health})
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+@operation(
+    "Loaded plugins, their versions and the sources they provide",
+    tags=("meta",),
+    responses={200: list[PluginEntry]},
+)
 async def plugins_index(request: web.Request) -> web.Response:
     pm = request.app[PM_KEY]
     sources = request.app[SOURCES_KEY]
@@ -48,6 +72,7 @@ def archnest_routes(app: web.Application) -> None:
     setup_auth_routes(app)
     setup_unified_routes(app)
     setup_ui_routes(app)
+    setup_openapi(app)
 
 
 @hookimpl

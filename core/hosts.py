@@ -18,9 +18,17 @@ from aiohttp import WSMsgType, web
 from pydantic import BaseModel, TypeAdapter
 
 from .auth import current_user, websocket
-from .containers import ContainerSummary, validate_action, validate_ref
+from .containers import (
+    ACTIONS,
+    ContainerDetail,
+    ContainerSummary,
+    LogLine,
+    validate_action,
+    validate_ref,
+)
 from .errors import ApiError, BadRequest, HostTimeout, NotFound
 from .keys import SETTINGS_KEY, SOURCES_KEY, STREAMS_KEY
+from .openapi import Content, Param, operation
 from .sources import ExecSession, HostInfo, HostSource, LogOptions
 from .streams import StreamKind, StreamSlot
 
@@ -184,6 +192,32 @@ def _int_query(
     return value
 
 
+class LogLines(BaseModel):
+    lines: list[LogLine]
+
+
+class ActionResult(BaseModel):
+    ok: bool
+    action: str
+    container: str
+
+
+ALL_PARAM = Param("all", "Include stopped containers.", type="boolean")
+LOG_PARAMS = (
+    Param("tail", "Lines from the end (0-100000, default 200).", type="integer"),
+    Param("timestamps", "Prefix each line with its time.", type="boolean"),
+    Param("since", "Only lines after this unix time.", type="integer"),
+    Param("follow", "Stream new lines as `text/event-stream`.", type="boolean"),
+    Param("format", "`text`: the lines as a plain-text attachment.", enum=("text",)),
+)
+SSE_LOGS = Content(
+    "text/event-stream",
+    {"type": "string"},
+    "With `follow=1`: server-sent events; each `data:` is a LogLine as JSON; "
+    "`event: error` carries an Error, `event: end` closes the stream.",
+)
+
+
 def log_options(request: web.Request) -> LogOptions:
     return LogOptions(
         tail=_int_query(request, "tail", 200, 0, 100_000),
@@ -198,6 +232,12 @@ def add_container_routes(
     """Register list/detail/logs/action routes under ``prefix`` (which ends in a host
     placeholder, e.g. ``/api/docker/hosts/{id}``) and, if given, the exec WebSocket."""
 
+    @operation(
+        "Containers of one host",
+        query=(ALL_PARAM,),
+        responses={200: list[ContainerSummary]},
+        errors=(400, 502, 504),
+    )
     async def list_containers(request: web.Request) -> web.Response:
         source, key = resolve(request)
         items = await with_timeout(
@@ -205,12 +245,29 @@ def add_container_routes(
         )
         return _json(_SUMMARIES, items)
 
+    @operation(
+        "One container in detail (env values that look secret are masked)",
+        responses={200: ContainerDetail},
+        errors=(400, 502, 504),
+    )
     async def get_container(request: web.Request) -> web.Response:
         ref = validate_ref(request.match_info["ref"])
         source, key = resolve(request)
         detail = await with_timeout(request.app, source.get_container(key, ref), "inspect")
         return web.json_response(detail.model_dump(mode="json"))
 
+    @operation(
+        "A container's logs: the last lines, a text download, or followed live",
+        query=LOG_PARAMS,
+        responses={
+            200: (
+                LogLines,
+                SSE_LOGS,
+                Content("text/plain", {"type": "string"}, "With `format=text`."),
+            )
+        },
+        errors=(400, 429, 501, 502, 504),
+    )
     async def container_logs(request: web.Request) -> web.StreamResponse:
         ref = validate_ref(request.match_info["ref"])
         source, key = resolve(request)
@@ -230,6 +287,13 @@ def add_container_routes(
             )
         return web.json_response({"lines": [ln.model_dump(mode="json") for ln in lines]})
 
+    @operation(
+        "Start, stop, restart, pause, unpause, kill or remove a container",
+        path=(Param("action", "What to do.", enum=ACTIONS),),
+        query=(Param("force", "With `remove`: also a running container.", type="boolean"),),
+        responses={200: ActionResult},
+        errors=(400, 409, 501, 502, 504),
+    )
     async def container_action(request: web.Request) -> web.Response:
         ref = validate_ref(request.match_info["ref"])
         action = validate_action(request.match_info["action"])
@@ -349,6 +413,25 @@ def make_exec_handler(
     """
 
     @websocket
+    @operation(
+        "An interactive terminal in a container (WebSocket)",
+        description="Binary or text frames are stdin; a text frame "
+        '`{"type":"resize","cols":N,"rows":M}` resizes; output comes as binary frames. '
+        "Errors after the upgrade close the socket with code 4000 + HTTP status.",
+        query=(
+            Param(
+                "host",
+                "The host (a host id on /api/exec, the source's key elsewhere).",
+                required=True,
+            ),
+            Param("container", "Container id or name.", required=True),
+            Param("cmd", "The shell to run.", enum=tuple(SHELLS)),
+            Param("cols", "Terminal width (10-1000).", type="integer"),
+            Param("rows", "Terminal height (5-1000).", type="integer"),
+        ),
+        responses={101: None},
+        errors=(400, 404, 429),
+    )
     async def exec_ws(request: web.Request) -> web.StreamResponse:
         ref = validate_ref(request.query.get("container", ""))
         source, key = resolve(request)
@@ -449,11 +532,25 @@ def _unified_resolver(request: web.Request) -> tuple[HostSource, str]:
     return resolve_host_id(request.app, host_id)
 
 
+@operation(
+    "Every host of every source, with its status and capabilities",
+    query=(Param("noprobe", "Do not contact the hosts: stored facts only.", type="boolean"),),
+    responses={200: list[HostInfo]},
+)
 async def hosts_index(request: web.Request) -> web.Response:
     hosts = await list_all_hosts(request.app, probe=not _flag(request, "noprobe"))
     return web.json_response([h.model_dump(mode="json") for h in hosts])
 
 
+@operation(
+    "Containers of many hosts in one answer, with each host's status and error",
+    query=(
+        ALL_PARAM,
+        Param("source", "Only hosts of these sources.", repeated=True),
+        Param("host", "Only these host ids.", repeated=True),
+    ),
+    responses={200: _Index},
+)
 async def containers_index(request: web.Request) -> web.Response:
     """``GET /api/containers[?all=1][&source=ssh][&host=ssh:1&host=...]``: every chosen
     host's containers in one answer, with each host's status and error."""

@@ -21,6 +21,7 @@ from .containers import ContainerDetail, validate_ref
 from .errors import ApiError, NotFound
 from .hosts import list_all_containers, list_all_hosts, resolve_host_id, with_timeout
 from .keys import PM_KEY, SOURCES_KEY
+from .openapi import Content, operation
 from .plugin_types import Panel
 from .plugins import flatten
 from .sources import HostInfo, HostSource
@@ -35,6 +36,15 @@ MANAGE_ACTIONS = ("start", "stop", "restart", "pause", "unpause", "remove")
 LIVE_STATES = ("running", "paused", "restarting")
 
 
+# The pages and htmx partials are routes like any other, so they are in the OpenAPI
+# document too (as text/html): the document then lists the router exactly.
+PAGE = Content("text/html", None, "An HTML page.")
+FRAGMENT = Content(
+    "text/html", None, "An HTML fragment for htmx; a host failure is an inline error."
+)
+
+
+@operation("Redirect to the Containers page", tags=("ui",), responses={302: None})
 async def index(request: web.Request) -> web.Response:
     raise web.HTTPFound("/containers")
 
@@ -44,6 +54,7 @@ def _is_admin(request: web.Request) -> bool:
     return bool(user and user.role == "admin")
 
 
+@operation("The Containers page", tags=("ui",), responses={200: PAGE})
 @aiohttp_jinja2.template("core/containers.html")
 async def containers_page(request: web.Request) -> dict[str, Any]:
     # The host id is only echoed into a data attribute (autoescaped); the partials
@@ -79,6 +90,7 @@ async def _guard(request: web.Request, what: str, coro: Awaitable[web.Response])
         return _error_fragment(request, exc, what)
 
 
+@operation("Fragment: the host selector", tags=("ui",), responses={200: FRAGMENT})
 async def hosts_partial(request: web.Request) -> web.Response:
     """The host selector: every host of every source, grouped, with status badges."""
     hosts = await list_all_hosts(request.app)
@@ -97,6 +109,7 @@ async def hosts_partial(request: web.Request) -> web.Response:
     )
 
 
+@operation("Fragment: the container table of one host", tags=("ui",), responses={200: FRAGMENT})
 async def containers_partial(request: web.Request) -> web.Response:
     host_id = request.match_info["host_id"]
     show_all = request.query.get("all", "0") in ("1", "true", "on")
@@ -122,6 +135,7 @@ async def containers_partial(request: web.Request) -> web.Response:
     return await _guard(request, f"containers of {host_id}", render())
 
 
+@operation("Fragment: the container table of all hosts", tags=("ui",), responses={200: FRAGMENT})
 async def all_containers_partial(request: web.Request) -> web.Response:
     """Every host's containers in one table; a failed host is a warning above it."""
     show_all = request.query.get("all", "0") in ("1", "true", "on")
@@ -166,6 +180,11 @@ def _ref_of(container: Any) -> str:
         return container.id[:64]
 
 
+@operation(
+    "Fragment: one container's detail with the plugin panels",
+    tags=("ui",),
+    responses={200: FRAGMENT},
+)
 async def detail_partial(request: web.Request) -> web.Response:
     host_id = request.match_info["host_id"]
     ref = request.match_info["ref"]

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlparse
 
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
+from pydantic import BaseModel
 
 from .auth import (
     SESSION_COOKIE,
@@ -24,6 +25,7 @@ from .auth import (
 from .db import User
 from .errors import Forbidden, Unauthorized
 from .keys import AUTH_CACHE_KEY, DB_KEY, PM_KEY, SETTINGS_KEY, THROTTLE_KEY
+from .openapi import Content, operation
 from .plugin_types import Assets, NavItem
 from .plugins import flatten
 from .secrets import sha256_hex
@@ -117,13 +119,51 @@ async def _login(request: web.Request, username: str, password: str) -> tuple[st
     return await create_session(request.app[DB_KEY], user), user
 
 
+class LoginRequest(BaseModel):
+    username: str
+    password: str
+
+
+class LoginForm(LoginRequest):
+    next: str = "/"
+
+
+class SignedInUser(BaseModel):
+    username: str
+    role: Literal["admin", "viewer"]
+
+
+class LoginResult(BaseModel):
+    ok: bool
+    user: SignedInUser
+
+
+class LogoutResult(BaseModel):
+    ok: bool
+
+
+LOGIN_PAGE = Content("text/html", None, "The sign-in page.")
+
+
 @public
+@operation("The sign-in page", tags=("auth",), responses={200: LOGIN_PAGE})
 @aiohttp_jinja2.template("core/login.html")
 async def login_page(request: web.Request) -> dict[str, Any]:
     return {"next": _safe_next(request.query.get("next")), "error": None}
 
 
 @public
+@operation(
+    "Sign in from the browser form; sets the session cookie",
+    tags=("auth",),
+    request=Content("application/x-www-form-urlencoded", LoginForm),
+    responses={
+        303: None,
+        401: Content("text/html", None, "The sign-in page with the error."),
+        429: Content("text/html", None, "The sign-in page with the reason; see Retry-After."),
+    },
+    errors=(403,),
+)
 async def login_form(request: web.Request) -> web.StreamResponse:
     if not same_origin(request):
         raise Forbidden("cross-origin login refused", code="bad_origin")
@@ -145,6 +185,14 @@ async def login_form(request: web.Request) -> web.StreamResponse:
 
 
 @public
+@operation(
+    "Sign in with a JSON body; sets the session cookie",
+    description="One uniform 401 for any wrong pair; repeated failures answer 429.",
+    tags=("auth",),
+    request=LoginRequest,
+    responses={200: LoginResult},
+    errors=(401, 403, 429),
+)
 async def login_json(request: web.Request) -> web.Response:
     # Scripts send no Origin; a browser does, and a cross-site page must not be able to
     # sign the visitor in as someone else (login CSRF, e.g. a text/plain form post).
@@ -161,6 +209,13 @@ async def login_json(request: web.Request) -> web.Response:
 
 
 @public
+@operation(
+    "Sign out: end the session and clear the cookie",
+    description="JSON with `Accept: application/json`, otherwise a redirect to /login.",
+    tags=("auth",),
+    responses={200: LogoutResult, 303: None},
+    errors=(403,),
+)
 async def logout(request: web.Request) -> web.StreamResponse:
     token = request.cookies.get(SESSION_COOKIE)
     if token:
@@ -178,6 +233,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
     return resp
 
 
+@operation("The signed-in user", tags=("auth",), responses={200: SignedInUser})
 async def me(request: web.Request) -> web.Response:
     user = current_user(request)
     assert user is not None  # the route policy guarantees a user

@@ -22,10 +22,12 @@ from archnest import (
     public,
     read_body_limited,
 )
+from archnest.openapi import operation
+from pydantic import BaseModel
 
 from .jsonio import dumps, loads
 from .normalise import EnvMasker, normalise_report
-from .payload import HOST_RE, ReportInvalid, parse_report
+from .payload import HOST_RE, AgentReport, ReportInvalid, parse_report
 from .source import STORE_KEY, AgentHostSource, host_entry
 from .store import HostRow, utc_naive
 
@@ -33,6 +35,22 @@ log = logging.getLogger("archnest.docker_agent")
 
 PREFIX = "/api/agents/docker"
 MASKER_KEY = web.AppKey("archnest_docker_agent_masker", EnvMasker)
+
+
+class AgentHost(BaseModel):
+    host: str
+    last_report_at: str | None
+    stale: bool
+    container_count: int
+    agent_version: str | None
+    running_count: int
+    reported_at: str | None
+    report_count: int
+
+
+class AgentHostDetail(AgentHost):
+    engine: dict[str, Any]
+    host_facts: dict[str, Any]
 
 
 def _token_ok(presented: str, expected: str) -> bool:
@@ -43,6 +61,15 @@ def _token_ok(presented: str, expected: str) -> bool:
 
 
 @public  # not a user route: the agent token below is its own authentication
+@operation(
+    "An agent's snapshot of its host",
+    description="Validated, normalised, masked and stored; the host's previous report "
+    "stays when this one is refused.",
+    request=AgentReport,
+    responses={204: None},
+    errors=(400, 401, 413, 503),
+    own_auth="agentToken",
+)
 async def ingest_report(request: web.Request) -> web.Response:
     """POST /api/agents/docker/report: validate, normalise, mask, upsert; 204."""
     settings = request.app[SETTINGS_KEY]
@@ -114,6 +141,7 @@ def report_row(body: bytes, mask: EnvMasker) -> dict[str, Any]:
     }
 
 
+@operation("Hosts that reported", responses={200: list[AgentHost]})
 async def list_agent_hosts(request: web.Request) -> web.Response:
     """GET /api/agents/docker/hosts."""
     stale = request.app[SETTINGS_KEY].agent_stale_seconds
@@ -121,6 +149,11 @@ async def list_agent_hosts(request: web.Request) -> web.Response:
     return web.json_response([host_entry(r, stale) for r in rows])
 
 
+@operation(
+    "One reporting host with its engine and host facts",
+    responses={200: AgentHostDetail},
+    errors=(400,),
+)
 async def get_agent_host(request: web.Request) -> web.Response:
     """GET /api/agents/docker/hosts/{host}: the host entry plus engine and host facts."""
     host = _host(request)
@@ -134,6 +167,11 @@ async def get_agent_host(request: web.Request) -> web.Response:
     return web.json_response(entry)
 
 
+@operation(
+    "Forget a decommissioned host (it comes back with its next report)",
+    responses={204: None},
+    errors=(400,),
+)
 async def forget_agent_host(request: web.Request) -> web.Response:
     """DELETE /api/agents/docker/hosts/{host} (admin, by the route table): drop a
     decommissioned host; a host whose agent still runs comes back with its next report."""

@@ -8,11 +8,13 @@ from typing import Any
 from aiohttp import web
 from archnest import (
     SOURCES_KEY,
+    HostInfo,
     HostSource,
     add_container_routes,
     hookimpl,
     make_exec_handler,
 )
+from archnest.openapi import operation
 
 from . import __version__
 from .source import SshDockerSource
@@ -26,6 +28,7 @@ def _resolve(request: web.Request) -> tuple[HostSource, str]:
     return source, key
 
 
+@operation("Docker hosts reached over SSH", responses={200: list[HostInfo]})
 async def list_hosts(request: web.Request) -> web.Response:
     hosts = await request.app[SOURCES_KEY]["ssh"].list_hosts()
     return web.json_response([h.model_dump(mode="json") for h in hosts])
