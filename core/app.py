@@ -12,7 +12,6 @@ from aiohttp import web
 from . import migrate
 from .auth import (
     CredentialCache,
-    LoginThrottle,
     count_users,
     create_user,
     make_auth_middleware,
@@ -23,12 +22,14 @@ from .headers import setup_security_headers
 from .keys import (
     AUTH_CACHE_KEY,
     DB_KEY,
+    PASSWORD_VERIFIER_KEY,
     PM_KEY,
     SECRETS_KEY,
     SETTINGS_KEY,
     SOURCES_KEY,
     THROTTLE_KEY,
 )
+from .login_throttle import LoginThrottle, PasswordVerifier
 from .plugins import build_plugin_manager, flatten
 from .secrets import SecretBox
 from .settings import Settings
@@ -51,7 +52,9 @@ def create_app(
     )
     app[SETTINGS_KEY] = settings
     app[SECRETS_KEY] = SecretBox(settings.ensure_secret_key())
-    app[THROTTLE_KEY] = LoginThrottle()
+    app[THROTTLE_KEY] = LoginThrottle.from_settings(settings)
+    app[PASSWORD_VERIFIER_KEY] = verifier = PasswordVerifier.from_settings(settings)
+    app.cleanup_ctx.append(verifier.cleanup_ctx)
     app[AUTH_CACHE_KEY] = auth_cache
     pm = build_plugin_manager(settings.plugins, extra=extra_plugins)
     app[PM_KEY] = pm

@@ -10,12 +10,11 @@ WebSockets must come from the same origin.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlencode
 
 from aiohttp import web
@@ -26,6 +25,9 @@ from sqlmodel import select
 from .db import ApiToken, Database, User, WebSession, utcnow
 from .errors import BadRequest, Conflict, Forbidden, Unauthorized
 from .secrets import sha256_hex
+
+if TYPE_CHECKING:
+    from .login_throttle import PasswordVerifier
 
 ROLES = ("admin", "viewer")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -127,12 +129,19 @@ async def create_token(db: Database, username: str, name: str = "") -> str:
     return token
 
 
-async def authenticate(db: Database, username: str, password: str) -> User | None:
+async def authenticate(
+    db: Database, username: str, password: str, verifier: PasswordVerifier | None = None
+) -> User | None:
+    """The user if the pair is right. Requests pass the app's ``PasswordVerifier``;
+    without one (commands, one-off scripts) the check runs on the default executor."""
     async with db.session() as s:
         user = (await s.exec(select(User).where(User.username == username))).first()
-    # argon2 is deliberately slow CPU work: off the event loop, so a burst of logins
-    # (anonymous, public route) cannot stall every other request.
-    ok = await asyncio.to_thread(verify_password, user.password_hash if user else None, password)
+    # argon2 is deliberately slow CPU work: always off the event loop.
+    password_hash = user.password_hash if user else None
+    if verifier is not None:
+        ok = await verifier.verify(password_hash, password)
+    else:
+        ok = await asyncio.to_thread(verify_password, password_hash, password)
     return user if ok and user else None
 
 
@@ -231,56 +240,6 @@ async def _cached(
     if user is not None and cache is not None:
         cache.put(digest, user)
     return user
-
-
-class LoginThrottle:
-    """Slows repeated failures per (username, client) with an exponential delay."""
-
-    def __init__(self, base: float = 0.25, cap: float = 8.0, window: float = 900.0):
-        self.base, self.cap, self.window = base, cap, window
-        self._fails: dict[str, tuple[int, float]] = {}
-        # One attempt at a time per key: without it, N parallel guesses all wait the
-        # same single delay and the exponential slow-down never applies.
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
-
-    def delay(self, key: str) -> float:
-        count, last = self._fails.get(key, (0, 0.0))
-        if count == 0 or time.monotonic() - last > self.window:
-            return 0.0
-        return min(self.cap, self.base * 2 ** (count - 1))
-
-    def failed(self, key: str) -> None:
-        count, last = self._fails.get(key, (0, 0.0))
-        if time.monotonic() - last > self.window:
-            count = 0
-        self._fails[key] = (count + 1, time.monotonic())
-        if len(self._fails) > 10000:  # bound memory under a spray attack
-            self._fails.pop(next(iter(self._fails)))
-
-    def succeeded(self, key: str) -> None:
-        self._fails.pop(key, None)
-
-    async def wait(self, key: str) -> None:
-        d = self.delay(key)
-        if d:
-            await asyncio.sleep(d)
-
-    @contextlib.asynccontextmanager
-    async def attempt(self, key: str) -> AsyncIterator[None]:
-        """Serialise attempts of ``key`` and wait its current delay before each one."""
-        lock, users = self._locks.get(key, (None, 0))
-        lock = lock or asyncio.Lock()
-        self._locks[key] = (lock, users + 1)
-        try:
-            async with lock:
-                await self.wait(key)
-                yield
-        finally:
-            lock, users = self._locks[key]
-            if users <= 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
 
 
 def current_user(request: web.Request) -> User | None:

@@ -17,6 +17,7 @@ from aiohttp import web
 from . import migrate
 from .app import configure_logging, create_app
 from .auth import create_token, create_user
+from .client_address import access_logger_class
 from .db import Database
 from .errors import ApiError
 from .plugins import build_plugin_manager, loaded_plugins
@@ -53,9 +54,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=args.port,
         print=None,
         access_log=logging.getLogger("archnest.access"),
-        # Same key=value shape as the other log lines; credentials travel in headers or
-        # bodies, never in the request line, so logging it leaks nothing.
-        access_log_format='remote=%a request="%r" status=%s bytes=%b seconds=%Tf',
+        # remote= is the client address (X-Forwarded-For from ARCHNEST_TRUSTED_PROXIES
+        # only), the same address login throttling uses.
+        access_log_class=access_logger_class(settings.trusted_proxies),
     )
     return 0
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pluggy
 from aiohttp import web
 
-from .auth import CredentialCache, LoginThrottle
+from .auth import CredentialCache
 from .db import Database
+from .login_throttle import LoginThrottle, PasswordVerifier
 from .secrets import SecretBox
 from .settings import Settings
 from .sources import HostSource
@@ -17,4 +18,5 @@ PM_KEY = web.AppKey("archnest_pm", pluggy.PluginManager)
 SECRETS_KEY = web.AppKey("archnest_secrets", SecretBox)
 SOURCES_KEY = web.AppKey("archnest_sources", dict[str, HostSource])
 THROTTLE_KEY = web.AppKey("archnest_login_throttle", LoginThrottle)
+PASSWORD_VERIFIER_KEY = web.AppKey("archnest_password_verifier", PasswordVerifier)
 AUTH_CACHE_KEY = web.AppKey("archnest_auth_cache", CredentialCache)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -9,15 +10,41 @@ from pathlib import Path
 
 from .files import PRIVATE_FILE, make_private_dir, tighten
 
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-def _env_int(env: dict[str, str], name: str, default: int) -> int:
+
+def _env_int(env: dict[str, str], name: str, default: int, lo: int | None = None) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError as exc:
         raise SystemExit(f"{name} must be an integer, got {raw!r}") from exc
+    if lo is not None and value < lo:
+        raise SystemExit(f"{name} must be at least {lo}, got {value}")
+    return value
+
+
+def parse_networks(raw: str) -> tuple[IPNetwork, ...]:
+    """A comma list of addresses or CIDRs (``10.0.0.1, 192.168.0.0/16, fd00::/8``)."""
+    networks = []
+    for item in raw.split(","):
+        item = item.strip()
+        if item:
+            # strict=False: "10.1.2.3/8" means the /8 it is in, as proxies read it.
+            networks.append(ipaddress.ip_network(item, strict=False))
+    return tuple(networks)
+
+
+def _env_networks(env: dict[str, str], name: str) -> tuple[IPNetwork, ...]:
+    raw = env.get(name) or ""
+    try:
+        return parse_networks(raw)
+    except ValueError as exc:
+        raise SystemExit(
+            f"{name} must be a comma list of IP addresses or CIDRs, got {raw!r}: {exc}"
+        ) from exc
 
 
 @dataclass
@@ -36,6 +63,18 @@ class Settings:
     auto_migrate: bool = True
     add_local_docker: bool = True
     secure_cookies: bool = False
+    # Whose X-Forwarded-For is believed for the client address (empty: nobody's).
+    trusted_proxies: tuple[IPNetwork, ...] = ()
+    # Login throttling: a burst of attempts, then one more per interval (seconds), per
+    # (username, client address) and per client address; password checks one client
+    # address may have running at once; argon2 worker threads and waiting checks.
+    login_attempts: int = 5
+    login_attempt_seconds: int = 30
+    login_address_attempts: int = 20
+    login_address_attempt_seconds: int = 5
+    login_address_concurrency: int = 1
+    password_hash_workers: int = 2
+    password_hash_queue: int = 8
     extra: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -67,6 +106,16 @@ class Settings:
             host_timeout=float(env.get("ARCHNEST_HOST_TIMEOUT") or 5.0),
             add_local_docker=env.get("ARCHNEST_ADD_LOCAL_DOCKER", "1") not in ("0", "false"),
             secure_cookies=env.get("ARCHNEST_SECURE_COOKIES", "0") in ("1", "true"),
+            trusted_proxies=_env_networks(env, "ARCHNEST_TRUSTED_PROXIES"),
+            login_attempts=_env_int(env, "ARCHNEST_LOGIN_ATTEMPTS", 5, lo=1),
+            login_attempt_seconds=_env_int(env, "ARCHNEST_LOGIN_ATTEMPT_SECONDS", 30, lo=1),
+            login_address_attempts=_env_int(env, "ARCHNEST_LOGIN_ADDRESS_ATTEMPTS", 20, lo=1),
+            login_address_attempt_seconds=_env_int(
+                env, "ARCHNEST_LOGIN_ADDRESS_ATTEMPT_SECONDS", 5, lo=1
+            ),
+            login_address_concurrency=_env_int(env, "ARCHNEST_LOGIN_ADDRESS_CONCURRENCY", 1, lo=1),
+            password_hash_workers=_env_int(env, "ARCHNEST_PASSWORD_HASH_WORKERS", 2, lo=1),
+            password_hash_queue=_env_int(env, "ARCHNEST_PASSWORD_HASH_QUEUE", 8, lo=0),
             extra={k: v for k, v in env.items() if k.startswith("ARCHNEST_")},
         )
 

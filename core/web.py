@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
@@ -22,9 +23,17 @@ from .auth import (
     require_json,
     same_origin,
 )
+from .client_address import client_address
 from .db import User
-from .errors import Forbidden, Unauthorized
-from .keys import AUTH_CACHE_KEY, DB_KEY, PM_KEY, SETTINGS_KEY, THROTTLE_KEY
+from .errors import Forbidden, TooManyRequests, Unauthorized
+from .keys import (
+    AUTH_CACHE_KEY,
+    DB_KEY,
+    PASSWORD_VERIFIER_KEY,
+    PM_KEY,
+    SETTINGS_KEY,
+    THROTTLE_KEY,
+)
 from .openapi import Content, operation
 from .plugin_types import Assets, NavItem
 from .plugins import flatten
@@ -91,10 +100,6 @@ def _browser_origin(request: web.Request) -> bool:
     return "Origin" in request.headers or "Referer" in request.headers
 
 
-def _client_key(request: web.Request, username: str) -> str:
-    return f"{username.lower()}|{request.remote}"
-
-
 def _set_cookie(request: web.Request, resp: web.StreamResponse, token: str) -> None:
     resp.set_cookie(
         SESSION_COOKIE,
@@ -108,14 +113,15 @@ def _set_cookie(request: web.Request, resp: web.StreamResponse, token: str) -> N
 
 
 async def _login(request: web.Request, username: str, password: str) -> tuple[str, User]:
-    throttle = request.app[THROTTLE_KEY]
-    key = _client_key(request, username)
-    async with throttle.attempt(key):
-        user = await authenticate(request.app[DB_KEY], username, password)
+    # Over budget is a 429 at once: nothing here waits on another attempt, so a flood
+    # of guesses cannot hold up a sign-in from another client address.
+    with request.app[THROTTLE_KEY].attempt(username, client_address(request)) as attempt:
+        user = await authenticate(
+            request.app[DB_KEY], username, password, request.app[PASSWORD_VERIFIER_KEY]
+        )
         if user is None:
-            throttle.failed(key)
             raise Unauthorized(LOGIN_FAILED, code="bad_credentials")
-        throttle.succeeded(key)
+        attempt.succeeded = True
     return await create_session(request.app[DB_KEY], user), user
 
 
@@ -178,6 +184,14 @@ async def login_form(request: web.Request) -> web.StreamResponse:
             "core/login.html", request, {"next": nxt, "error": LOGIN_FAILED}
         )
         resp.set_status(401)
+        return resp
+    except TooManyRequests as exc:
+        # The browser form gets the page back with the reason, not a JSON error.
+        resp = aiohttp_jinja2.render_template(
+            "core/login.html", request, {"next": nxt, "error": exc.message}
+        )
+        resp.set_status(exc.status)
+        resp.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after or 1)))
         return resp
     resp = web.HTTPSeeOther(nxt)
     _set_cookie(request, resp, token)
