@@ -27,6 +27,7 @@ from .keys import (
     SECRETS_KEY,
     SETTINGS_KEY,
     SOURCES_KEY,
+    STREAMS_KEY,
     THROTTLE_KEY,
 )
 from .login_throttle import LoginThrottle, PasswordVerifier
@@ -34,9 +35,12 @@ from .plugins import build_plugin_manager, flatten
 from .secrets import SecretBox
 from .settings import Settings
 from .sources import HostSource
+from .streams import StreamLimits, StreamRegistry
 from .web import setup_templates
 
 log = logging.getLogger("archnest.app")
+# Part of the 10 s a SIGTERM may take: terminals end their remote process in this time.
+STREAMS_SHUTDOWN_SECONDS = 4.0
 
 
 def create_app(
@@ -59,6 +63,17 @@ def create_app(
     pm = build_plugin_manager(settings.plugins, extra=extra_plugins)
     app[PM_KEY] = pm
     app[SOURCES_KEY] = {}
+    app[STREAMS_KEY] = StreamRegistry(
+        StreamLimits(
+            follows_per_user=settings.max_follows_per_user,
+            follows_per_host=settings.max_follows_per_host,
+            terminals_per_user=settings.max_terminals_per_user,
+            terminals_per_host=settings.max_terminals_per_host,
+        )
+    )
+    # First thing at shutdown (before the server waits for handlers and before the
+    # sources close): end follows, close terminals and the processes behind them.
+    app.on_shutdown.append(end_streams)
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(bootstrap_admin_ctx)
     # Plugin resources start after the database and stop before it.
@@ -69,6 +84,10 @@ def create_app(
     setup_templates(app)
     pm.hook.archnest_routes(app=app)
     return app
+
+
+async def end_streams(app: web.Application) -> None:
+    await app[STREAMS_KEY].shutdown(STREAMS_SHUTDOWN_SECONDS)
 
 
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:

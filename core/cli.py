@@ -53,6 +53,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         print=None,
+        # After the app's own shutdown step has ended the streams (app.py), handlers
+        # still running get this long before they are cancelled: SIGTERM to exit stays
+        # within 10 s whatever is in flight.
+        shutdown_timeout=2.0,
         access_log=logging.getLogger("archnest.access"),
         # remote= is the client address (X-Forwarded-For from ARCHNEST_TRUSTED_PROXIES
         # only), the same address login throttling uses.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -47,6 +48,21 @@ class Conflict(ApiError):
 
 class PayloadTooLarge(ApiError):
     status, code = 413, "payload_too_large"
+
+
+class TooManyRequests(ApiError):
+    """Over a bound (streams, terminals, login attempts): refused at once, never queued.
+
+    ``retry_after`` (seconds) becomes the ``Retry-After`` header when given.
+    """
+
+    status, code = 429, "too_many_requests"
+
+    def __init__(
+        self, message: str, *, code: str | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
 
 
 class HostError(ApiError):
@@ -94,7 +110,11 @@ async def error_middleware(
     try:
         return await handler(request)
     except ApiError as exc:
-        return error_response(exc.status, exc.code, exc.message)
+        resp = error_response(exc.status, exc.code, exc.message)
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            resp.headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+        return resp
     except web.HTTPException as exc:
         # Redirects and successful "exceptions" pass through untouched.
         if exc.status < 400 or not _wants_json(request):

@@ -11,6 +11,7 @@ from .login_throttle import LoginThrottle, PasswordVerifier
 from .secrets import SecretBox
 from .settings import Settings
 from .sources import HostSource
+from .streams import StreamRegistry
 
 SETTINGS_KEY = web.AppKey("archnest_settings", Settings)
 DB_KEY = web.AppKey("archnest_db", Database)
@@ -20,3 +21,4 @@ SOURCES_KEY = web.AppKey("archnest_sources", dict[str, HostSource])
 THROTTLE_KEY = web.AppKey("archnest_login_throttle", LoginThrottle)
 PASSWORD_VERIFIER_KEY = web.AppKey("archnest_password_verifier", PasswordVerifier)
 AUTH_CACHE_KEY = web.AppKey("archnest_auth_cache", CredentialCache)
+STREAMS_KEY = web.AppKey("archnest_streams", StreamRegistry)

@@ -63,6 +63,13 @@ class Settings:
     auto_migrate: bool = True
     add_local_docker: bool = True
     secure_cookies: bool = False
+    # Live streams (followed logs, terminals) open at once, per user and per host.
+    max_follows_per_user: int = 20
+    max_follows_per_host: int = 50
+    max_terminals_per_user: int = 5
+    max_terminals_per_host: int = 10
+    # Hosts one fan-out request (the all-hosts list, the host index) reaches at once.
+    fanout_concurrency: int = 32
     # Whose X-Forwarded-For is believed for the client address (empty: nobody's).
     trusted_proxies: tuple[IPNetwork, ...] = ()
     # Login throttling: a burst of attempts, then one more per interval (seconds), per
@@ -106,6 +113,11 @@ class Settings:
             host_timeout=float(env.get("ARCHNEST_HOST_TIMEOUT") or 5.0),
             add_local_docker=env.get("ARCHNEST_ADD_LOCAL_DOCKER", "1") not in ("0", "false"),
             secure_cookies=env.get("ARCHNEST_SECURE_COOKIES", "0") in ("1", "true"),
+            max_follows_per_user=_env_int(env, "ARCHNEST_MAX_FOLLOWS_PER_USER", 20, lo=1),
+            max_follows_per_host=_env_int(env, "ARCHNEST_MAX_FOLLOWS_PER_HOST", 50, lo=1),
+            max_terminals_per_user=_env_int(env, "ARCHNEST_MAX_TERMINALS_PER_USER", 5, lo=1),
+            max_terminals_per_host=_env_int(env, "ARCHNEST_MAX_TERMINALS_PER_HOST", 10, lo=1),
+            fanout_concurrency=_env_int(env, "ARCHNEST_FANOUT_CONCURRENCY", 32, lo=1),
             trusted_proxies=_env_networks(env, "ARCHNEST_TRUSTED_PROXIES"),
             login_attempts=_env_int(env, "ARCHNEST_LOGIN_ATTEMPTS", 5, lo=1),
             login_attempt_seconds=_env_int(env, "ARCHNEST_LOGIN_ATTEMPT_SECONDS", 30, lo=1),
