@@ -296,6 +296,7 @@ async def settled_sample(pid: int, env: Any, start: dict[str, int] | None) -> di
 
 
 async def setup(http: aiohttp.ClientSession, headers: dict[str, str], env: Any) -> Hosts:
+    from tests.agent.payloads import make_report
     from tests.ssh.conftest import target_payload
 
     docker = []
@@ -311,6 +312,13 @@ async def setup(http: aiohttp.ClientSession, headers: dict[str, str], env: Any) 
         if r.status != 201:
             raise SystemExit(f"adding the SSH target: {r.status} {await r.text()}")
         ssh = [f"ssh:{(await r.json())['id']}"]
+    # The agent host the lists read exists from the start.
+    auth = {"Authorization": f"Bearer {AGENT_TOKEN}"}
+    async with http.post(
+        "/api/agents/docker/report", json=make_report("soak-agent-0", 20), headers=auth
+    ) as r:
+        if r.status != 204:
+            raise SystemExit(f"the first agent report: {r.status} {await r.text()}")
     tag = secrets.token_hex(3)
     chatty, idle = f"soak-chatty-{tag}", f"soak-idle-{tag}"
     env.run_container(chatty, CHATTY)
