@@ -44,7 +44,7 @@ from .errors import (
     PayloadTooLarge,
     Unauthorized,
 )
-from .hosts import add_container_routes, make_exec_handler, with_timeout
+from .hosts import add_container_routes, make_exec_handler, source_resolver, with_timeout
 from .keys import DB_KEY, PM_KEY, SECRETS_KEY, SETTINGS_KEY, SOURCES_KEY
 from .normalise import (
     detail_dict_from_inspect,
@@ -136,6 +136,7 @@ __all__ = [
     "require_json",
     "required_role",
     "same_origin",
+    "source_resolver",
     "stats_from_engine",
     "summary_from_engine_list",
     "utcnow",

@@ -11,6 +11,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -34,7 +36,7 @@ from .streams import StreamKind, StreamSlot
 
 log = logging.getLogger("archnest.hosts")
 
-SourceResolver = Callable[[web.Request], tuple[HostSource, str]]
+SourceResolver = Callable[[web.Request], Awaitable[tuple[HostSource, str]]]
 # A followed log sends a comment this often when quiet: proxies keep the connection and
 # a client that went away is noticed.
 PING_SECONDS = 15.0
@@ -44,12 +46,57 @@ def _sources(app: web.Application) -> dict[str, HostSource]:
     return app[SOURCES_KEY]
 
 
-def resolve_host_id(app: web.Application, host_id: str) -> tuple[HostSource, str]:
-    source_name, sep, key = host_id.partition(":")
+class KnownHosts:
+    """A few seconds of memory of hosts found to exist: every request names a host, and
+    a source's lookup is a database query. Only hits are kept, so a new host works at
+    once; a host deleted elsewhere is refused by its source a few seconds later."""
+
+    def __init__(self, ttl: float = 3.0, max_entries: int = 10_000) -> None:
+        self.ttl, self.max_entries = ttl, max_entries
+        self._seen: dict[str, float] = {}
+
+    def fresh(self, host_id: str) -> bool:
+        seen = self._seen.get(host_id)
+        return seen is not None and time.monotonic() - seen < self.ttl
+
+    def remember(self, host_id: str) -> None:
+        if len(self._seen) >= self.max_entries:
+            self._seen.clear()
+        self._seen[host_id] = time.monotonic()
+
+
+KNOWN_HOSTS_KEY = web.AppKey("archnest_known_hosts", KnownHosts)
+
+
+async def resolve_host(app: web.Application, source_name: str, key: str) -> tuple[HostSource, str]:
+    """The one resolver behind every URL tree: the source and the host key, or a 404
+    ``unknown_host`` (unknown source, empty key, or a host the source does not have)."""
     source = _sources(app).get(source_name)
-    if not sep or not key or source is None:
-        raise NotFound(f"unknown host {host_id!r}", code="unknown_host")
+    if source is None or not key:
+        raise NotFound(f"unknown host {source_name}:{key}", code="unknown_host")
+    known = app[KNOWN_HOSTS_KEY]
+    host_id = source.host_id(key)
+    if not known.fresh(host_id):
+        await with_timeout(app, source.get_host(key), "host lookup")
+        known.remember(host_id)
     return source, key
+
+
+async def resolve_host_id(app: web.Application, host_id: str) -> tuple[HostSource, str]:
+    """``resolve_host`` for a unified host id, ``"source:key"``."""
+    source_name, _, key = host_id.partition(":")
+    return await resolve_host(app, source_name, key)
+
+
+def source_resolver(source_name: str, placeholder: str = "id") -> SourceResolver:
+    """The resolver of a per-source URL tree (``/api/docker/hosts/{id}/...``): the key
+    from the path placeholder, or from ``?host=`` (the exec socket)."""
+
+    async def resolve(request: web.Request) -> tuple[HostSource, str]:
+        key = request.match_info.get(placeholder) or request.query.get("host", "")
+        return await resolve_host(request.app, source_name, key)
+
+    return resolve
 
 
 async def with_timeout(app: web.Application, coro: Awaitable, what: str):  # type: ignore[no-untyped-def]
@@ -227,10 +274,23 @@ def log_options(request: web.Request) -> LogOptions:
 
 
 def add_container_routes(
-    app: web.Application, prefix: str, resolve: SourceResolver, *, exec_path: str | None = None
+    app: web.Application,
+    prefix: str,
+    resolve: SourceResolver | str,
+    *,
+    exec_path: str | None = None,
 ) -> None:
     """Register list/detail/logs/action routes under ``prefix`` (which ends in a host
-    placeholder, e.g. ``/api/docker/hosts/{id}``) and, if given, the exec WebSocket."""
+    placeholder, e.g. ``/api/docker/hosts/{id}``) and, if given, the exec WebSocket.
+
+    ``resolve`` is a source name (the usual case: a per-source URL tree, resolved by
+    ``source_resolver`` with the key from that placeholder) or a resolver of its own.
+    """
+    if isinstance(resolve, str):
+        placeholder = re.search(r"\{(\w+)[^}]*\}$", prefix)
+        if placeholder is None:
+            raise ValueError(f"prefix {prefix!r} must end in a host placeholder")
+        resolve = source_resolver(resolve, placeholder.group(1))
 
     @operation(
         "Containers of one host",
@@ -239,7 +299,7 @@ def add_container_routes(
         errors=(400, 502, 504),
     )
     async def list_containers(request: web.Request) -> web.Response:
-        source, key = resolve(request)
+        source, key = await resolve(request)
         items = await with_timeout(
             request.app, source.list_containers(key, all=_flag(request, "all")), "list"
         )
@@ -252,7 +312,7 @@ def add_container_routes(
     )
     async def get_container(request: web.Request) -> web.Response:
         ref = validate_ref(request.match_info["ref"])
-        source, key = resolve(request)
+        source, key = await resolve(request)
         detail = await with_timeout(request.app, source.get_container(key, ref), "inspect")
         return web.json_response(detail.model_dump(mode="json"))
 
@@ -270,7 +330,7 @@ def add_container_routes(
     )
     async def container_logs(request: web.Request) -> web.StreamResponse:
         ref = validate_ref(request.match_info["ref"])
-        source, key = resolve(request)
+        source, key = await resolve(request)
         opts = log_options(request)
         if _flag(request, "follow"):
             return await _stream_logs(request, source, key, ref, opts)
@@ -297,7 +357,7 @@ def add_container_routes(
     async def container_action(request: web.Request) -> web.Response:
         ref = validate_ref(request.match_info["ref"])
         action = validate_action(request.match_info["action"])
-        source, key = resolve(request)
+        source, key = await resolve(request)
         await with_timeout(
             request.app,
             source.action(key, ref, action, force=_flag(request, "force")),
@@ -312,6 +372,8 @@ def add_container_routes(
     app.router.add_get(prefix + f"/containers/{ref}", get_container)
     app.router.add_get(prefix + f"/containers/{ref}/logs", container_logs)
     app.router.add_post(prefix + f"/containers/{ref}/{{action}}", container_action)
+    if exec_path is not None:
+        app.router.add_get(exec_path, make_exec_handler(resolve))
 
 
 def _stream_slot(request: web.Request, kind: StreamKind, host_id: str) -> StreamSlot:
@@ -434,7 +496,7 @@ def make_exec_handler(
     )
     async def exec_ws(request: web.Request) -> web.StreamResponse:
         ref = validate_ref(request.query.get("container", ""))
-        source, key = resolve(request)
+        source, key = await resolve(request)
         cmd_name = request.query.get("cmd", "sh")
         # The command is a fixed choice, never free text from the request.
         if cmd_name not in SHELLS:
@@ -527,9 +589,9 @@ async def _text_frame(session: ExecSession, data: str) -> None:
     await session.write(data.encode())
 
 
-def _unified_resolver(request: web.Request) -> tuple[HostSource, str]:
+async def _unified_resolver(request: web.Request) -> tuple[HostSource, str]:
     host_id = request.match_info.get("host_id") or request.query.get("host", "")
-    return resolve_host_id(request.app, host_id)
+    return await resolve_host_id(request.app, host_id)
 
 
 @operation(
@@ -563,7 +625,7 @@ async def containers_index(request: web.Request) -> web.Response:
 
 
 def setup_unified_routes(app: web.Application) -> None:
+    app[KNOWN_HOSTS_KEY] = KnownHosts()
     app.router.add_get("/api/hosts", hosts_index)
     app.router.add_get("/api/containers", containers_index)
-    add_container_routes(app, "/api/hosts/{host_id}", _unified_resolver)
-    app.router.add_get("/api/exec", make_exec_handler(_unified_resolver))
+    add_container_routes(app, "/api/hosts/{host_id}", _unified_resolver, exec_path="/api/exec")

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from .containers import ContainerDetail, ContainerSummary, LogLine
-from .errors import ApiError
+from .errors import ApiError, NotFound
 
 HostStatus = Literal["ok", "error", "stale", "unknown"]
 
@@ -94,6 +94,18 @@ class HostSource:
     async def list_hosts(self) -> list[HostInfo]:
         """Hosts this source knows (from its own storage; must not contact hosts)."""
         return []
+
+    async def get_host(self, key: str) -> HostInfo:
+        """The host ``key`` names, from the source's own storage (never contacting the
+        host); ``NotFound`` with code ``unknown_host`` when there is none. Every route
+        that names a host asks this first, so an unknown host is the same 404 on every
+        URL tree. The default looks through ``list_hosts``; override it when a single
+        lookup is cheaper."""
+        host_id = self.host_id(key)
+        for host in await self.list_hosts():
+            if host.id == host_id:
+                return host
+        raise NotFound(f"unknown host {host_id!r}", code="unknown_host")
 
     async def probe(self, key: str) -> None:
         """Check the host answers; raise an ApiError describing why not."""

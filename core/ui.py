@@ -115,7 +115,7 @@ async def containers_partial(request: web.Request) -> web.Response:
     show_all = request.query.get("all", "0") in ("1", "true", "on")
 
     async def render() -> web.Response:
-        source, key = resolve_host_id(request.app, host_id)
+        source, key = await resolve_host_id(request.app, host_id)
         host = await _host_info(source, host_id)
         items = await with_timeout(
             request.app, source.list_containers(key, all=show_all), host.name
@@ -191,7 +191,7 @@ async def detail_partial(request: web.Request) -> web.Response:
 
     async def render() -> web.Response:
         validate_ref(ref)
-        source, key = resolve_host_id(request.app, host_id)
+        source, key = await resolve_host_id(request.app, host_id)
         host = await _host_info(source, host_id)
         detail = await with_timeout(request.app, source.get_container(key, ref), host.name)
         panels = _plugin_panels(request, host, detail)

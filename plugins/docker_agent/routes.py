@@ -13,7 +13,6 @@ from typing import Any
 from aiohttp import web
 from archnest import (
     SETTINGS_KEY,
-    SOURCES_KEY,
     BadRequest,
     FeatureDisabled,
     NotFound,
@@ -188,13 +187,6 @@ def _host(request: web.Request) -> str:
     return host
 
 
-def _resolve(request: web.Request) -> tuple[AgentHostSource, str]:
-    source = request.app[SOURCES_KEY].get(AgentHostSource.name)
-    if not isinstance(source, AgentHostSource):
-        raise NotFound("the agent source is not loaded", code="unknown_host")
-    return source, _host(request)
-
-
 def setup_routes(app: web.Application) -> None:
     app[MASKER_KEY] = EnvMasker()
     app.router.add_post(f"{PREFIX}/report", ingest_report)
@@ -202,4 +194,4 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get(PREFIX + "/hosts/{host}", get_agent_host)
     app.router.add_delete(PREFIX + "/hosts/{host}", forget_agent_host)
     # containers, containers/{ref} (and logs/actions, which answer 501: read-only)
-    add_container_routes(app, PREFIX + "/hosts/{host}", _resolve)
+    add_container_routes(app, PREFIX + "/hosts/{host}", AgentHostSource.name)

@@ -56,20 +56,27 @@ class AgentHostSource(HostSource):
     def stale_seconds(self) -> int:
         return self._app[SETTINGS_KEY].agent_stale_seconds
 
+    def _info(self, row: HostRow, now: Any) -> HostInfo:
+        stale = self.stale_seconds
+        return HostInfo(
+            id=self.host_id(row.host),
+            source=self.name,
+            name=row.host,
+            status="stale" if row.is_stale(stale, now) else "ok",
+            error=None,
+            capabilities=CAPABILITIES,
+            details=host_entry(row, stale),
+        )
+
     async def list_hosts(self) -> list[HostInfo]:
-        now, stale = utc_naive(), self.stale_seconds
-        return [
-            HostInfo(
-                id=self.host_id(row.host),
-                source=self.name,
-                name=row.host,
-                status="stale" if row.is_stale(stale, now) else "ok",
-                error=None,
-                capabilities=CAPABILITIES,
-                details=host_entry(row, stale),
-            )
-            for row in await self.store.hosts()
-        ]
+        now = utc_naive()
+        return [self._info(row, now) for row in await self.store.hosts()]
+
+    async def get_host(self, key: str) -> HostInfo:
+        row = await self.store.host(key)
+        if row is None:
+            raise NotFound(f"no report from agent host {key!r}", code="unknown_host")
+        return self._info(row, utc_naive())
 
     async def probe(self, key: str) -> None:
         # Nothing to contact: the host pushes. Existence is what can be checked.

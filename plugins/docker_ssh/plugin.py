@@ -12,7 +12,6 @@ from archnest import (
     HostSource,
     add_container_routes,
     hookimpl,
-    make_exec_handler,
 )
 from archnest.openapi import operation
 
@@ -22,15 +21,10 @@ from .source import SshDockerSource
 PREFIX = "/api/docker-ssh"
 
 
-def _resolve(request: web.Request) -> tuple[HostSource, str]:
-    key = request.match_info.get("id") or request.query.get("host", "")
-    source = request.app[SOURCES_KEY]["ssh"]
-    return source, key
-
-
 @operation("Docker hosts reached over SSH", responses={200: list[HostInfo]})
 async def list_hosts(request: web.Request) -> web.Response:
-    hosts = await request.app[SOURCES_KEY]["ssh"].list_hosts()
+    source = request.app[SOURCES_KEY].get(SshDockerSource.name)
+    hosts = await source.list_hosts() if source is not None else []
     return web.json_response([h.model_dump(mode="json") for h in hosts])
 
 
@@ -42,8 +36,9 @@ def archnest_host_sources(app: web.Application) -> list[HostSource]:
 @hookimpl
 def archnest_routes(app: web.Application) -> None:
     app.router.add_get(PREFIX + "/hosts", list_hosts)
-    add_container_routes(app, PREFIX + "/hosts/{id}", _resolve)
-    app.router.add_get(PREFIX + "/exec", make_exec_handler(_resolve))
+    add_container_routes(
+        app, PREFIX + "/hosts/{id}", SshDockerSource.name, exec_path=PREFIX + "/exec"
+    )
 
 
 @hookimpl

@@ -7,8 +7,8 @@ from archnest import (
     SOURCES_KEY,
     NotFound,
     add_container_routes,
-    make_exec_handler,
     require_json,
+    source_resolver,
     with_timeout,
 )
 from archnest.openapi import operation
@@ -95,12 +95,6 @@ def _engine_id(raw: str) -> int:
     return parse_engine_id(raw)
 
 
-def resolve(request: web.Request) -> tuple[DockerEngineSource, str]:
-    """Container routes use ``{id}`` in the path; the exec socket uses ``?host=``."""
-    raw = request.match_info.get("id") or request.query.get("host", "")
-    return _source(request), str(_engine_id(raw))
-
-
 @operation("Configured Docker engines", responses={200: list[EngineView]})
 async def list_engines(request: web.Request) -> web.Response:
     rows = await _source(request).store.all()
@@ -151,9 +145,12 @@ async def delete_engine(request: web.Request) -> web.Response:
 
 @operation("Engine version, API version and counts", responses={200: EngineInfo}, errors=(502, 504))
 async def engine_info(request: web.Request) -> web.Response:
-    source, key = resolve(request)
+    source, key = await _resolve(request)
     info = await with_timeout(request.app, source.info(key), "info")
     return web.json_response(info)
+
+
+_resolve = source_resolver(DockerEngineSource.name)
 
 
 def setup_routes(app: web.Application) -> None:
@@ -163,5 +160,6 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_patch(PREFIX + "/hosts/{id}", update_engine)
     app.router.add_delete(PREFIX + "/hosts/{id}", delete_engine)
     app.router.add_get(PREFIX + "/hosts/{id}/info", engine_info)
-    add_container_routes(app, PREFIX + "/hosts/{id}", resolve)
-    app.router.add_get(f"{PREFIX}/exec", make_exec_handler(resolve))
+    add_container_routes(
+        app, PREFIX + "/hosts/{id}", DockerEngineSource.name, exec_path=f"{PREFIX}/exec"
+    )

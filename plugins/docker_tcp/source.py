@@ -136,6 +136,16 @@ class DockerEngineSource(HostSource):
             for row in await self.store.all()
         ]
 
+    async def get_host(self, key: str) -> HostInfo:
+        cfg = await self.config(key)  # 404 unknown_host; cached for a few seconds
+        return HostInfo(
+            id=self.host_id(cfg.id),
+            source=self.name,
+            name=cfg.name,
+            capabilities=CAPABILITIES,
+            details={"url": cfg.url},
+        )
+
     async def probe(self, key: str) -> None:
         cfg, client = await self.engine(key)
         with engine_errors(cfg, "probe"):
