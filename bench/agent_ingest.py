@@ -47,9 +47,11 @@ def serve(args: argparse.Namespace) -> None:
         data_dir=Path(args.data_dir),
         database_url=args.database_url,
         secret_key="bench-secret-key",
-        agent_token=os.environ["BENCH_AGENT_TOKEN"],
         admin_password="bench-admin-password",
-        add_local_docker=False,
+        plugin_env={
+            "ARCHNEST_AGENT_TOKEN": os.environ["BENCH_AGENT_TOKEN"],
+            "ARCHNEST_ADD_LOCAL_DOCKER": "0",
+        },
     )
 
     async def main() -> None:

@@ -104,7 +104,7 @@ async def main(args: argparse.Namespace) -> int:
             data_dir=Path(tmp.name),
             secret_key="bench-secret-key",
             admin_password="bench-password-1",
-            add_local_docker=False,
+            plugin_env={"ARCHNEST_ADD_LOCAL_DOCKER": "0"},
         )
         app = create_app(settings)
         runner = web.AppRunner(app, access_log=None)

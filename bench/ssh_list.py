@@ -87,8 +87,8 @@ class InProcessApp:
             data_dir=Path(tempfile.mkdtemp(prefix="archnest-bench-ssh-")),
             secret_key="bench-secret-key",
             admin_password="bench-admin-password",
-            add_local_docker=False,
             host_timeout=30.0,
+            plugin_env={"ARCHNEST_ADD_LOCAL_DOCKER": "0"},
         )
         app = create_app(settings)
         self.runner = web.AppRunner(app, access_log=None)

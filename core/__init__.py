@@ -54,6 +54,7 @@ from .normalise import (
     stats_from_engine,
     summary_from_engine_list,
 )
+from .plugin_settings import PluginSettings, env_setting, plugin_settings
 from .plugin_types import Assets, MigrationLineage, NavItem, Panel
 from .plugins import hookimpl
 from .secrets import MASK, SecretBox, is_secret_name, mask_env
@@ -108,6 +109,7 @@ __all__ = [
     "NotSupported",
     "Panel",
     "PayloadTooLarge",
+    "PluginSettings",
     "PooledProcess",
     "Port",
     "SecretBox",
@@ -122,6 +124,7 @@ __all__ = [
     "current_user",
     "detail_dict_from_inspect",
     "detail_from_inspect",
+    "env_setting",
     "hookimpl",
     "is_secret_name",
     "iso_utc",
@@ -130,6 +133,7 @@ __all__ = [
     "mask_env",
     "normalise_state",
     "parse_row_id",
+    "plugin_settings",
     "ports_from_inspect",
     "public",
     "read_body_limited",

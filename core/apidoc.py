@@ -155,7 +155,6 @@ def shipped_document() -> dict[str, Any]:
             data_dir=Path(tmp),
             secret_key="openapi-document-only",  # noqa: S106 (signs nothing: never served)
             plugins=shipped_plugins(),
-            add_local_docker=False,
         )
         return build_document(create_app(settings))
 

@@ -31,6 +31,7 @@ from .keys import (
     THROTTLE_KEY,
 )
 from .login_throttle import LoginThrottle, PasswordVerifier
+from .plugin_settings import PLUGIN_SETTINGS_KEY, load_plugin_settings
 from .plugins import build_plugin_manager, flatten
 from .secrets import SecretBox
 from .settings import Settings
@@ -39,6 +40,9 @@ from .streams import StreamLimits, StreamRegistry
 from .web import setup_templates
 
 log = logging.getLogger("archnest.app")
+# Bodies aiohttp reads whole (request.read/post/json: sign-in forms). Routes that take
+# large bodies stream them through read_body_limited with a limit of their own.
+CLIENT_MAX_SIZE = 1024**2
 # Part of the 10 s a SIGTERM may take: terminals end their remote process in this time.
 STREAMS_SHUTDOWN_SECONDS = 4.0
 
@@ -52,7 +56,7 @@ def create_app(
     auth_cache = CredentialCache()
     app = web.Application(
         middlewares=[error_middleware, make_auth_middleware(lambda r: r.app[DB_KEY], auth_cache)],
-        client_max_size=max(settings.agent_max_report_bytes, 1024**2) + 1024,
+        client_max_size=CLIENT_MAX_SIZE,
     )
     app[SETTINGS_KEY] = settings
     app[SECRETS_KEY] = SecretBox(settings.ensure_secret_key())
@@ -62,6 +66,10 @@ def create_app(
     app[AUTH_CACHE_KEY] = auth_cache
     pm = build_plugin_manager(settings.plugins, extra=extra_plugins)
     app[PM_KEY] = pm
+    # Before any other hook, so a bad value stops startup with its variable's name.
+    app[PLUGIN_SETTINGS_KEY] = load_plugin_settings(
+        pm.hook.archnest_plugin_settings(), settings.plugin_env
+    )
     app[SOURCES_KEY] = {}
     app[STREAMS_KEY] = StreamRegistry(
         StreamLimits(

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from aiohttp import web
 
     from .containers import ContainerDetail
+    from .plugin_settings import PluginSettings
     from .plugin_types import Assets, MigrationLineage, NavItem, Panel
     from .sources import HostInfo, HostSource
 
@@ -73,3 +74,11 @@ def archnest_container_panels(
 @hookspec
 def archnest_plugin_info() -> dict[str, Any] | None:
     """Return facts shown by ``GET /api/plugins`` / ``archnest plugins`` (e.g. its sources)."""
+
+
+@hookspec
+def archnest_plugin_settings() -> type[PluginSettings] | None:
+    """Return the plugin's settings class (a frozen ``PluginSettings`` dataclass), or None.
+
+    Parsed once while the app is built; read the values with ``plugin_settings(app, cls)``.
+    """

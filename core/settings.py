@@ -5,15 +5,18 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from .files import PRIVATE_FILE, make_private_dir, tighten
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+_D = TypeVar("_D", float, None)
 
 
-def _env_int(env: dict[str, str], name: str, default: int, lo: int | None = None) -> int:
+def _env_int(env: Mapping[str, str], name: str, default: int, lo: int | None = None) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -24,6 +27,39 @@ def _env_int(env: dict[str, str], name: str, default: int, lo: int | None = None
     if lo is not None and value < lo:
         raise SystemExit(f"{name} must be at least {lo}, got {value}")
     return value
+
+
+def _env_float(
+    env: Mapping[str, str], name: str, default: _D, lo: float | None = None
+) -> float | _D:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise SystemExit(f"{name} must be a number, got {raw!r}") from exc
+    if value != value or value in (float("inf"), float("-inf")):  # nan, inf
+        raise SystemExit(f"{name} must be a finite number, got {raw!r}")
+    if lo is not None and value < lo:
+        raise SystemExit(f"{name} must be at least {lo:g}, got {value:g}")
+    return value
+
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def _env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise SystemExit(f"{name} must be one of 1/true/yes/on or 0/false/no/off, got {raw!r}")
 
 
 def parse_networks(raw: str) -> tuple[IPNetwork, ...]:
@@ -49,19 +85,21 @@ def _env_networks(env: dict[str, str], name: str) -> tuple[IPNetwork, ...]:
 
 @dataclass
 class Settings:
-    """Everything the app needs to start; tests build one directly."""
+    """Everything the core needs to start; tests build one directly.
+
+    Plugins own their settings (``archnest.PluginSettings``): they are read from
+    ``plugin_env`` while the app is built, which ``from_env`` fills with the process's
+    ``ARCHNEST_*`` variables. Give them without the process environment by passing
+    ``plugin_env`` yourself (``Settings(plugin_env={"ARCHNEST_AGENT_TOKEN": "..."})``).
+    """
 
     data_dir: Path = field(default_factory=lambda: Path("./data"))
     database_url: str = ""
     secret_key: str = ""
-    agent_token: str | None = None
-    agent_stale_seconds: int = 180
-    agent_max_report_bytes: int = 5 * 1024 * 1024
     plugins: list[str] | None = None
     admin_password: str | None = None
     host_timeout: float = 5.0
     auto_migrate: bool = True
-    add_local_docker: bool = True
     secure_cookies: bool = False
     # Live streams (followed logs, terminals) open at once, per user and per host.
     max_follows_per_user: int = 20
@@ -82,7 +120,19 @@ class Settings:
     login_address_concurrency: int = 1
     password_hash_workers: int = 2
     password_hash_queue: int = 8
-    extra: dict[str, str] = field(default_factory=dict)
+    # The core SSH transport's pool: seconds to open one hop (None: 0.8 x host_timeout,
+    # at least 1, so an unreachable host reports why before the request times out), the
+    # default limit of one short command, keepalive interval, idle close; channels per
+    # target and how many of them short commands may use at once.
+    ssh_connect_timeout: float | None = None
+    ssh_command_timeout: float = 30.0
+    ssh_keepalive: float = 15.0
+    ssh_idle_seconds: float = 300.0
+    ssh_max_commands: int = 4
+    ssh_max_channels: int = 10
+    # The ARCHNEST_* values each plugin's typed settings are parsed from (strings, as in
+    # the environment); plugins never read this directly.
+    plugin_env: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -103,15 +153,9 @@ class Settings:
             data_dir=data_dir,
             database_url=env.get("ARCHNEST_DATABASE_URL", ""),
             secret_key=env.get("ARCHNEST_SECRET_KEY", ""),
-            agent_token=env.get("ARCHNEST_AGENT_TOKEN") or None,
-            agent_stale_seconds=_env_int(env, "ARCHNEST_AGENT_STALE_SECONDS", 180),
-            agent_max_report_bytes=_env_int(
-                env, "ARCHNEST_AGENT_MAX_REPORT_BYTES", 5 * 1024 * 1024
-            ),
             plugins=plugins,
             admin_password=env.get("ARCHNEST_ADMIN_PASSWORD") or None,
             host_timeout=float(env.get("ARCHNEST_HOST_TIMEOUT") or 5.0),
-            add_local_docker=env.get("ARCHNEST_ADD_LOCAL_DOCKER", "1") not in ("0", "false"),
             secure_cookies=env.get("ARCHNEST_SECURE_COOKIES", "0") in ("1", "true"),
             max_follows_per_user=_env_int(env, "ARCHNEST_MAX_FOLLOWS_PER_USER", 20, lo=1),
             max_follows_per_host=_env_int(env, "ARCHNEST_MAX_FOLLOWS_PER_HOST", 50, lo=1),
@@ -128,7 +172,13 @@ class Settings:
             login_address_concurrency=_env_int(env, "ARCHNEST_LOGIN_ADDRESS_CONCURRENCY", 1, lo=1),
             password_hash_workers=_env_int(env, "ARCHNEST_PASSWORD_HASH_WORKERS", 2, lo=1),
             password_hash_queue=_env_int(env, "ARCHNEST_PASSWORD_HASH_QUEUE", 8, lo=0),
-            extra={k: v for k, v in env.items() if k.startswith("ARCHNEST_")},
+            ssh_connect_timeout=_env_float(env, "ARCHNEST_SSH_CONNECT_TIMEOUT", None, lo=0.1),
+            ssh_command_timeout=_env_float(env, "ARCHNEST_SSH_COMMAND_TIMEOUT", 30.0, lo=0.1),
+            ssh_keepalive=_env_float(env, "ARCHNEST_SSH_KEEPALIVE", 15.0, lo=0),
+            ssh_idle_seconds=_env_float(env, "ARCHNEST_SSH_IDLE_SECONDS", 300.0, lo=0.1),
+            ssh_max_commands=_env_int(env, "ARCHNEST_SSH_MAX_COMMANDS", 4, lo=1),
+            ssh_max_channels=_env_int(env, "ARCHNEST_SSH_MAX_CHANNELS", 10, lo=1),
+            plugin_env={k: v for k, v in env.items() if k.startswith("ARCHNEST_")},
         )
 
     def prepare_data_dir(self) -> Path:

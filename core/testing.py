@@ -66,14 +66,18 @@ async def archnest_database_url(tmp_path: Path) -> AsyncIterator[str]:
 
 @pytest.fixture
 def archnest_settings(tmp_path: Path, archnest_database_url: str) -> Settings:
-    """Settings for a throwaway app: own data dir, fresh database, known admin password."""
+    """Settings for a throwaway app: own data dir, fresh database, known admin password.
+
+    Plugin settings come from ``plugin_env``, never from the process environment; a
+    throwaway app does not adopt the machine's own Docker socket.
+    """
     return Settings(
         data_dir=tmp_path / "data",
         database_url=archnest_database_url,
         secret_key="test-secret-key-not-for-production",
         admin_password=ADMIN_PASSWORD,
-        add_local_docker=False,
         host_timeout=5.0,
+        plugin_env={"ARCHNEST_ADD_LOCAL_DOCKER": "0"},
     )
 
 

@@ -15,25 +15,20 @@ from .routes import setup_routes
 from .targets import load_chain
 
 
-def _float(app: web.Application, name: str, default: float) -> float:
-    raw = app[SETTINGS_KEY].extra.get(name)
-    try:
-        return float(raw) if raw else default
-    except ValueError:
-        return default
-
-
 async def ssh_pool_ctx(app: web.Application) -> AsyncIterator[None]:
-    host_timeout = app[SETTINGS_KEY].host_timeout
+    settings = app[SETTINGS_KEY]
+    connect_timeout = settings.ssh_connect_timeout
+    if connect_timeout is None:
+        # Below the per-host request timeout, so an unreachable host reports why.
+        connect_timeout = max(1.0, settings.host_timeout * 0.8)
     pool = SshPool(
         partial(load_chain, app[DB_KEY], app[SECRETS_KEY]),
-        # Below the per-host request timeout, so an unreachable host reports why.
-        connect_timeout=_float(app, "ARCHNEST_SSH_CONNECT_TIMEOUT", max(1.0, host_timeout * 0.8)),
-        command_timeout=_float(app, "ARCHNEST_SSH_COMMAND_TIMEOUT", 30.0),
-        keepalive=_float(app, "ARCHNEST_SSH_KEEPALIVE", 15.0),
-        idle_seconds=_float(app, "ARCHNEST_SSH_IDLE_SECONDS", 300.0),
-        max_commands=int(_float(app, "ARCHNEST_SSH_MAX_COMMANDS", 4)),
-        max_channels=int(_float(app, "ARCHNEST_SSH_MAX_CHANNELS", 10)),
+        connect_timeout=connect_timeout,
+        command_timeout=settings.ssh_command_timeout,
+        keepalive=settings.ssh_keepalive,
+        idle_seconds=settings.ssh_idle_seconds,
+        max_commands=settings.ssh_max_commands,
+        max_channels=settings.ssh_max_channels,
     )
     app[SSH_POOL_KEY] = pool
     await pool.start()

@@ -12,6 +12,7 @@ from archnest import DB_KEY, HostSource, MigrationLineage, hookimpl
 
 from . import __version__
 from .routes import setup_routes
+from .settings import AgentSettings
 from .source import STORE_KEY, AgentHostSource
 from .store import ReportStore
 
@@ -53,3 +54,8 @@ def archnest_migrations() -> MigrationLineage:
 @hookimpl
 def archnest_plugin_info() -> dict[str, Any]:
     return {"version": __version__, "sources": ["agent"], "tables": ["docker_agent_reports"]}
+
+
+@hookimpl
+def archnest_plugin_settings() -> type[AgentSettings]:
+    return AgentSettings

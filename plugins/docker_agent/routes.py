@@ -12,12 +12,12 @@ from typing import Any
 
 from aiohttp import web
 from archnest import (
-    SETTINGS_KEY,
     BadRequest,
     FeatureDisabled,
     NotFound,
     Unauthorized,
     add_container_routes,
+    plugin_settings,
     public,
     read_body_limited,
 )
@@ -27,6 +27,7 @@ from pydantic import BaseModel
 from .jsonio import dumps, loads
 from .normalise import EnvMasker, normalise_report
 from .payload import HOST_RE, AgentReport, ReportInvalid, parse_report
+from .settings import AgentSettings
 from .source import STORE_KEY, AgentHostSource, host_entry
 from .store import HostRow, utc_naive
 
@@ -71,20 +72,20 @@ def _token_ok(presented: str, expected: str) -> bool:
 )
 async def ingest_report(request: web.Request) -> web.Response:
     """POST /api/agents/docker/report: validate, normalise, mask, upsert; 204."""
-    settings = request.app[SETTINGS_KEY]
-    if not settings.agent_token:
+    settings = plugin_settings(request.app, AgentSettings)
+    if not settings.token:
         raise FeatureDisabled(
             "agent ingest is disabled: set ARCHNEST_AGENT_TOKEN on the server",
             code="agent_ingest_disabled",
         )
     scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not _token_ok(presented.strip(), settings.agent_token):
+    if scheme.lower() != "bearer" or not _token_ok(presented.strip(), settings.token):
         # Worth an operator's attention (a misconfigured agent, or probing); the
         # presented value is never logged.
         log.warning("agent report refused: bad or missing token from %s", request.remote)
         raise Unauthorized("invalid or missing agent token", code="bad_agent_token")
     # Bounded read: Content-Length is checked first, then the stream is counted.
-    body = await read_body_limited(request, settings.agent_max_report_bytes)
+    body = await read_body_limited(request, settings.max_report_bytes)
     try:
         with _no_gc_pauses():
             row = report_row(body, request.app[MASKER_KEY])
@@ -143,7 +144,7 @@ def report_row(body: bytes, mask: EnvMasker) -> dict[str, Any]:
 @operation("Hosts that reported", responses={200: list[AgentHost]})
 async def list_agent_hosts(request: web.Request) -> web.Response:
     """GET /api/agents/docker/hosts."""
-    stale = request.app[SETTINGS_KEY].agent_stale_seconds
+    stale = plugin_settings(request.app, AgentSettings).stale_seconds
     rows = await request.app[STORE_KEY].hosts()
     return web.json_response([host_entry(r, stale) for r in rows])
 
@@ -160,7 +161,7 @@ async def get_agent_host(request: web.Request) -> web.Response:
     if report is None:
         raise NotFound(f"no report from agent host {host!r}", code="unknown_host")
     row = HostRow(**{k: report[k] for k in HostRow.__dataclass_fields__})
-    entry = host_entry(row, request.app[SETTINGS_KEY].agent_stale_seconds)
+    entry = host_entry(row, plugin_settings(request.app, AgentSettings).stale_seconds)
     entry["engine"] = loads(report["engine_json"])
     entry["host_facts"] = loads(report["host_facts_json"])
     return web.json_response(entry)

@@ -6,7 +6,6 @@ from typing import Any
 
 from aiohttp import web
 from archnest import (
-    SETTINGS_KEY,
     Capabilities,
     ContainerDetail,
     ContainerSummary,
@@ -14,10 +13,12 @@ from archnest import (
     HostSource,
     NotFound,
     iso_utc,
+    plugin_settings,
 )
 
 from .jsonio import loads
 from .normalise import LISTED_BY_DEFAULT, find_container, summary
+from .settings import AgentSettings
 from .store import HostRow, ReportStore, utc_naive
 
 STORE_KEY = web.AppKey("archnest_docker_agent_store", ReportStore)
@@ -54,7 +55,7 @@ class AgentHostSource(HostSource):
 
     @property
     def stale_seconds(self) -> int:
-        return self._app[SETTINGS_KEY].agent_stale_seconds
+        return plugin_settings(self._app, AgentSettings).stale_seconds
 
     def _info(self, row: HostRow, now: Any) -> HostInfo:
         stale = self.stale_seconds

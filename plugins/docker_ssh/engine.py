@@ -35,7 +35,6 @@ from . import commands
 
 log = logging.getLogger("archnest.docker_ssh.engine")
 
-ENABLED = True  # tests (and ARCHNEST_SSH_ENGINE_API=0) force the CLI path
 KNOWN_API = (1, 41)
 MIN_API = (1, 24)
 STEP_TIMEOUT = 5.0
@@ -253,7 +252,7 @@ class EngineFastPath:
         return await self._get(target, sudo, lambda s: "/_ping", raw=True) == b"OK"
 
     async def _get(self, target: int, sudo: bool, path_for, raw: bool = False) -> Any:  # type: ignore[no-untyped-def]
-        if not (ENABLED and self.enabled):
+        if not self.enabled:
             return None
         state = self._targets.setdefault(target, _Target())
         async with state.lock:

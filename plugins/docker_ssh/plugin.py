@@ -16,6 +16,7 @@ from archnest import (
 from archnest.openapi import operation
 
 from . import __version__
+from .settings import DockerSshSettings
 from .source import SshDockerSource
 
 PREFIX = "/api/docker-ssh"
@@ -44,3 +45,8 @@ def archnest_routes(app: web.Application) -> None:
 @hookimpl
 def archnest_plugin_info() -> dict[str, Any]:
     return {"version": __version__, "sources": ["ssh"], "tables": []}
+
+
+@hookimpl
+def archnest_plugin_settings() -> type[DockerSshSettings]:
+    return DockerSshSettings

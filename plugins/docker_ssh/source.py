@@ -20,7 +20,6 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from archnest import (
     DB_KEY,
-    SETTINGS_KEY,
     SSH_POOL_KEY,
     Capabilities,
     Conflict,
@@ -39,6 +38,7 @@ from archnest import (
     detail_from_inspect,
     list_ssh_targets,
     parse_row_id,
+    plugin_settings,
     summary_from_engine_list,
     validate_ref,
 )
@@ -46,6 +46,7 @@ from archnest import (
 from . import commands
 from .engine import EngineFastPath
 from .parse import make_line, merge_logs, parse_ps, parse_stats, split_timestamp
+from .settings import DockerSshSettings
 
 CAPABILITIES = Capabilities(manage=True, exec=True, logs=True, stats=True)
 _CONFLICT_HINTS = (
@@ -181,8 +182,8 @@ class SshDockerSource(HostSource):
     def engine(self) -> EngineFastPath:
         pool = self.pool
         if self._engine is None or self._engine.pool is not pool:
-            flag = self._app[SETTINGS_KEY].extra.get("ARCHNEST_SSH_ENGINE_API", "1")
-            self._engine = EngineFastPath(pool, enabled=flag.lower() not in ("0", "false", "no"))
+            enabled = plugin_settings(self._app, DockerSshSettings).engine_api
+            self._engine = EngineFastPath(pool, enabled=enabled)
         return self._engine
 
     async def close(self) -> None:

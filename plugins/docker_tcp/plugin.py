@@ -11,6 +11,7 @@ from archnest import HostSource, MigrationLineage, hookimpl
 
 from . import __version__
 from .routes import setup_routes
+from .settings import DockerTcpSettings
 from .source import DockerEngineSource
 
 
@@ -36,3 +37,8 @@ def archnest_plugin_info() -> dict[str, Any]:
         "sources": ["docker"],
         "tables": ["docker_tcp_engines", "docker_tcp_flags"],
     }
+
+
+@hookimpl
+def archnest_plugin_settings() -> type[DockerTcpSettings]:
+    return DockerTcpSettings

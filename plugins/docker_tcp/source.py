@@ -31,6 +31,7 @@ from archnest import (
     NotFound,
     detail_from_inspect,
     parse_row_id,
+    plugin_settings,
     stats_from_engine,
     summary_from_engine_list,
 )
@@ -38,12 +39,12 @@ from archnest import (
 from .client import ClientPool, EngineConfig, engine_errors
 from .execs import DockerExecSession
 from .logs import stream_lines
+from .settings import DockerTcpSettings
 from .store import EngineStore
 
 log = logging.getLogger("archnest.docker_tcp")
 
 CAPABILITIES = Capabilities(manage=True, exec=True, logs=True, stats=True)
-DEFAULT_LOCAL_SOCKET = "/var/run/docker.sock"
 LOCAL_FLAG = "local_socket_added"
 # Engine rows change rarely; a short cache spares a database round trip per request
 # while an edit made through another replica is still seen within a few seconds.
@@ -86,10 +87,10 @@ class DockerEngineSource(HostSource):
 
     async def add_local_engine(self) -> None:
         """Add the local socket as ``local`` once; a removed ``local`` stays removed."""
-        settings = self.app[SETTINGS_KEY]
+        settings = plugin_settings(self.app, DockerTcpSettings)
         if not settings.add_local_docker or await self.store.flag(LOCAL_FLAG):
             return
-        path = settings.extra.get("ARCHNEST_LOCAL_DOCKER_SOCKET") or DEFAULT_LOCAL_SOCKET
+        path = settings.local_docker_socket
         try:
             is_socket = stat.S_ISSOCK(os.stat(path).st_mode)
         except OSError:

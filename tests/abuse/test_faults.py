@@ -482,9 +482,8 @@ async def test_postgres_restarted_under_load(
         database_url=pg.url,
         secret_key="fault-test-secret-key",
         admin_password=ADMIN_PASSWORD,
-        agent_token=AGENT_TOKEN,
-        add_local_docker=False,
         host_timeout=3.0,
+        plugin_env={"ARCHNEST_AGENT_TOKEN": AGENT_TOKEN, "ARCHNEST_ADD_LOCAL_DOCKER": "0"},
     )
     client: TestClient = await aiohttp_client(create_app(settings))
     headers = await make_user_headers(client, "loader", "admin")

@@ -6,14 +6,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from archnest import Settings
+from archnest import Settings, create_app
 
 ROOT = Path(__file__).resolve().parents[2]
 AGENT = ROOT / "agent" / "archnest-docker-agent.sh"
@@ -23,9 +23,31 @@ REPORT_URL = "/api/agents/docker/report"
 
 @pytest.fixture
 def archnest_settings(archnest_settings: Settings) -> Settings:
-    # The core's settings with the agent ingest enabled.
-    archnest_settings.agent_token = TOKEN
+    # The agent ingest enabled (the docker_agent plugin reads this as its token).
+    archnest_settings.plugin_env["ARCHNEST_AGENT_TOKEN"] = TOKEN
     return archnest_settings
+
+
+Restart = Callable[..., Awaitable[TestClient]]
+
+
+@pytest.fixture
+def restart_app(
+    aiohttp_client: Callable[..., Awaitable[TestClient]],
+    archnest_client: TestClient,
+    archnest_settings: Settings,
+) -> Restart:
+    """Stop the app and start it again over the same database, with some plugin
+    settings changed (``None`` unsets one): settings are read once, at startup."""
+
+    async def restart(**env: str | None) -> TestClient:
+        await archnest_client.close()
+        plugin_env = {**archnest_settings.plugin_env, **env}
+        plugin_env = {k: v for k, v in plugin_env.items() if v is not None}
+        settings = replace(archnest_settings, plugin_env=plugin_env)
+        return await aiohttp_client(create_app(settings))
+
+    return restart
 
 
 async def post_report(

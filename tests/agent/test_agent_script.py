@@ -12,7 +12,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from archnest import mask_env
 
-from .conftest import AGENT, TOKEN, agent_env, run_agent
+from .conftest import AGENT, TOKEN, Restart, agent_env, run_agent
 
 pytestmark = pytest.mark.docker
 
@@ -327,15 +327,20 @@ async def test_loop_mode_reports_every_interval(
 @pytest.mark.parametrize(
     ("setting", "value", "status", "hint"),
     [
-        ("agent_max_report_bytes", 2000, "413", "size limit"),
-        ("agent_token", None, "503", "disabled"),
+        ("ARCHNEST_AGENT_MAX_REPORT_BYTES", "2000", "413", "size limit"),
+        ("ARCHNEST_AGENT_TOKEN", None, "503", "disabled"),
     ],
 )
 async def test_agent_refusals_keep_the_last_good_report(
-    testenv_docker, archnest_client: TestClient, viewer_headers, setting, value, status, hint
+    testenv_docker,
+    archnest_client: TestClient,
+    viewer_headers,
+    restart_app: Restart,
+    setting,
+    value,
+    status,
+    hint,
 ) -> None:
-    from archnest import SETTINGS_KEY
-
     testenv_docker.run_container("agt-keep")
     env = agent_env(
         _docker_env(testenv_docker),
@@ -350,7 +355,9 @@ async def test_agent_refusals_keep_the_last_good_report(
         await archnest_client.get("/api/agents/docker/hosts", headers=viewer_headers)
     ).json()
 
-    setattr(archnest_client.app[SETTINGS_KEY], setting, value)
+    # The server restarted with the setting changed (settings are read at startup).
+    archnest_client = await restart_app(**{setting: value})
+    env["ARCHNEST_URL"] = str(archnest_client.make_url("")).rstrip("/")
     testenv_docker.run_container("agt-new")  # the refused report would have shown it
     result = await run_agent("--once", env=env)
     assert result.rc == 3

@@ -8,9 +8,10 @@ import json
 
 import pytest
 from aiohttp.test_utils import TestClient
-from archnest import SETTINGS_KEY
+from archnest import plugin_settings
+from archnest_docker_agent.settings import AgentSettings
 
-from .conftest import REPORT_URL, TOKEN, post_report
+from .conftest import REPORT_URL, TOKEN, Restart, post_report
 from .payloads import make_report
 
 HOST = "good-host"
@@ -76,22 +77,24 @@ async def test_401_bad_or_missing_token_keeps_previous(
 
 
 async def test_503_when_no_agent_token_configured(
-    archnest_client: TestClient, viewer_headers
+    archnest_client: TestClient, viewer_headers, restart_app: Restart
 ) -> None:
     before = await _good(archnest_client, viewer_headers)
-    archnest_client.app[SETTINGS_KEY].agent_token = None
-    err = await _assert_error(await post_report(archnest_client, make_report(HOST, 2)), 503)
+    client = await restart_app(ARCHNEST_AGENT_TOKEN=None)
+    assert plugin_settings(client.app, AgentSettings).token is None
+    err = await _assert_error(await post_report(client, make_report(HOST, 2)), 503)
     assert "ARCHNEST_AGENT_TOKEN" in err["message"]
     # Even the once-valid token is refused while ingest is disabled.
-    await _assert_error(await post_report(archnest_client, make_report(HOST, 2), token=""), 503)
-    assert await _snapshot(archnest_client, viewer_headers) == before
+    await _assert_error(await post_report(client, make_report(HOST, 2), token=TOKEN), 503)
+    await _assert_error(await post_report(client, make_report(HOST, 2), token=""), 503)
+    assert await _snapshot(client, viewer_headers) == before
 
 
 async def test_413_over_limit_declared_and_streamed(
     archnest_client: TestClient, viewer_headers
 ) -> None:
     before = await _good(archnest_client, viewer_headers)
-    limit = archnest_client.app[SETTINGS_KEY].agent_max_report_bytes
+    limit = plugin_settings(archnest_client.app, AgentSettings).max_report_bytes
     assert limit == 5 * 1024 * 1024  # the documented default
     big = make_report(HOST, 10)
     big["containers"][0]["Config"]["Labels"]["pad"] = "x" * limit
@@ -151,23 +154,21 @@ async def test_400_does_not_echo_values(archnest_client: TestClient) -> None:
 
 
 async def test_stale_flag_flips_after_configured_seconds(
-    archnest_client: TestClient, viewer_headers
+    viewer_headers, restart_app: Restart
 ) -> None:
-    archnest_client.app[SETTINGS_KEY].agent_stale_seconds = 1
-    await _good(archnest_client, viewer_headers)
+    client = await restart_app(ARCHNEST_AGENT_STALE_SECONDS="1")
+    await _good(client, viewer_headers)
 
     async def state() -> tuple[bool, str]:
-        hosts = await (
-            await archnest_client.get("/api/agents/docker/hosts", headers=viewer_headers)
-        ).json()
-        unified = await (await archnest_client.get("/api/hosts", headers=viewer_headers)).json()
+        hosts = await (await client.get("/api/agents/docker/hosts", headers=viewer_headers)).json()
+        unified = await (await client.get("/api/hosts", headers=viewer_headers)).json()
         status = next(h["status"] for h in unified if h["id"] == f"agent:{HOST}")
         return hosts[0]["stale"], status
 
     assert await state() == (False, "ok")
     await asyncio.sleep(1.5)
     assert await state() == (True, "stale")
-    assert (await post_report(archnest_client, make_report(HOST, 5))).status == 204
+    assert (await post_report(client, make_report(HOST, 5))).status == 204
     assert await state() == (False, "ok")
 
 

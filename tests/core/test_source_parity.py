@@ -41,7 +41,7 @@ LABELS = {"com.example.role": "web", "com.example.team": "ops", "tier": "a=b"}
 
 @pytest.fixture
 def archnest_settings(archnest_settings: Settings) -> Settings:
-    archnest_settings.agent_token = TOKEN  # the agent ingest, enabled
+    archnest_settings.plugin_env["ARCHNEST_AGENT_TOKEN"] = TOKEN  # the agent ingest, enabled
     return archnest_settings
 
 

@@ -16,8 +16,8 @@ pytestmark = pytest.mark.docker
 @pytest.fixture
 def archnest_settings(archnest_settings: Settings, testenv: TestEnv) -> Settings:
     # Stand the test dockerd's socket in for /var/run/docker.sock.
-    archnest_settings.add_local_docker = True
-    archnest_settings.extra["ARCHNEST_LOCAL_DOCKER_SOCKET"] = testenv.docker_socket
+    archnest_settings.plugin_env["ARCHNEST_ADD_LOCAL_DOCKER"] = "1"
+    archnest_settings.plugin_env["ARCHNEST_LOCAL_DOCKER_SOCKET"] = testenv.docker_socket
     return archnest_settings
 
 

@@ -7,13 +7,24 @@ them, so a hook added without a test of its own fails the suite.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 
+import pytest
 import sqlalchemy as sa
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-from archnest import DB_KEY, PM_KEY, SOURCES_KEY, Settings, create_app
+from archnest import (
+    DB_KEY,
+    PM_KEY,
+    SOURCES_KEY,
+    PluginSettings,
+    Settings,
+    create_app,
+    env_setting,
+    plugin_settings,
+)
 
-from .hookplugin import HookPlugin
+from .hookplugin import HookPlugin, HookSettings
 
 
 async def test_archnest_host_sources(
@@ -149,3 +160,71 @@ async def test_archnest_plugin_info(
     assert mine[0]["info"] == {"purpose": "hook tests", "tables": ["hooktest_items"]}
     assert mine[0]["sources"] == ["hooktest"]
     assert mine[0]["core"] is False
+
+
+async def test_archnest_plugin_settings(
+    archnest_client: TestClient,
+    archnest_settings: Settings,
+    hook_plugin: HookPlugin,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Nothing given: every field at its default, in the started app.
+    assert plugin_settings(archnest_client.app, HookSettings) == HookSettings()
+    assert HookSettings.variables()["limit"] == "ARCHNEST_HOOKTEST_LIMIT"
+
+    def build(**env: str) -> web.Application:
+        settings = replace(archnest_settings, plugin_env={**archnest_settings.plugin_env, **env})
+        return create_app(settings, extra_plugins=[hook_plugin])
+
+    # Given without the process environment, parsed to the declared types; the process
+    # environment itself is not what an app built from Settings reads.
+    monkeypatch.setenv("ARCHNEST_HOOKTEST_LIMIT", "99")
+    app = build(
+        ARCHNEST_HOOKTEST_GREETING="hi",
+        ARCHNEST_HOOKTEST_NOTE="s3cret-note",
+        ARCHNEST_HOOKTEST_LIMIT="7",
+        ARCHNEST_HOOKTEST_RATIO="0.25",
+        ARCHNEST_HOOKTEST_ENABLED="yes",
+    )
+    got = plugin_settings(app, HookSettings)
+    assert got == HookSettings("hi", "s3cret-note", 7, 0.25, True)
+    assert "s3cret-note" not in repr(got)  # secret=True
+    with pytest.raises(Exception, match="cannot assign"):
+        got.limit = 8  # type: ignore[misc]
+    # Empty means unset; booleans in their usual spellings.
+    assert plugin_settings(build(ARCHNEST_HOOKTEST_LIMIT=""), HookSettings).limit == 3
+    for raw, value in [("1", True), ("TRUE", True), ("on", True), ("0", False), ("off", False)]:
+        app = build(ARCHNEST_HOOKTEST_ENABLED=raw)
+        assert plugin_settings(app, HookSettings).enabled is value, raw
+
+    # A bad value stops the app from being built, with the variable's name.
+    for name, raw, message in [
+        (
+            "ARCHNEST_HOOKTEST_LIMIT",
+            "many",
+            "ARCHNEST_HOOKTEST_LIMIT must be an integer, got 'many'",
+        ),
+        ("ARCHNEST_HOOKTEST_LIMIT", "0", "ARCHNEST_HOOKTEST_LIMIT must be at least 1, got 0"),
+        ("ARCHNEST_HOOKTEST_RATIO", "half", "ARCHNEST_HOOKTEST_RATIO must be a number, got 'half'"),
+        ("ARCHNEST_HOOKTEST_ENABLED", "maybe", "ARCHNEST_HOOKTEST_ENABLED must be one of"),
+    ]:
+        with pytest.raises(SystemExit) as exc:
+            build(**{name: raw})
+        assert str(exc.value).startswith(message), exc.value
+
+    # Only declared classes are read; names are ArchNest's; every field names a variable.
+    @dataclass(frozen=True)
+    class Undeclared(PluginSettings):
+        x: int = env_setting("ARCHNEST_HOOKTEST_X", 1)
+
+    with pytest.raises(LookupError, match="archnest_plugin_settings"):
+        plugin_settings(archnest_client.app, Undeclared)
+    with pytest.raises(ValueError, match="start with ARCHNEST_"):
+        env_setting("HOOKTEST_LIMIT", 1)
+
+    @dataclass(frozen=True)
+    class Unnamed(PluginSettings):
+        y: int = 2
+
+    with pytest.raises(TypeError, match="names no variable"):
+        Unnamed.from_env({})

@@ -37,7 +37,11 @@ def open_umask() -> Iterator[None]:
 def _file_settings(data_dir: Path) -> Settings:
     # The default database (SQLite in the data dir) and a generated secret key: the
     # two files that must be private. PostgreSQL keeps its own files.
-    return Settings(data_dir=data_dir, admin_password=ADMIN_PASSWORD, add_local_docker=False)
+    return Settings(
+        data_dir=data_dir,
+        admin_password=ADMIN_PASSWORD,
+        plugin_env={"ARCHNEST_ADD_LOCAL_DOCKER": "0"},
+    )
 
 
 async def _start_and_sign_in(

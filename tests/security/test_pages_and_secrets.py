@@ -22,7 +22,7 @@ XSS = "<img src=x onerror=alert(1)>"
 
 @pytest.fixture
 def archnest_settings(archnest_settings: Settings) -> Settings:
-    archnest_settings.agent_token = AGENT_TOKEN
+    archnest_settings.plugin_env["ARCHNEST_AGENT_TOKEN"] = AGENT_TOKEN
     archnest_settings.host_timeout = 3.0
     return archnest_settings
 

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 
-import archnest_docker_ssh.engine as engine
 import pytest
 from archnest import SOURCES_KEY, SSH_POOL_KEY
 
@@ -47,6 +46,17 @@ def dial_stdio_pids(env: TestEnv, pool, target_id: int) -> list[int]:  # type: i
 
 
 @pytest.fixture
+def engine_api() -> str:
+    return "1"  # the default; a test parametrizes "engine_api" to start without it
+
+
+@pytest.fixture
+def archnest_settings(archnest_settings, engine_api):  # type: ignore[no-untyped-def]
+    archnest_settings.plugin_env["ARCHNEST_SSH_ENGINE_API"] = engine_api
+    return archnest_settings
+
+
+@pytest.fixture
 def source(archnest_client):  # type: ignore[no-untyped-def]
     return archnest_client.app[SOURCES_KEY]["ssh"]
 
@@ -58,7 +68,7 @@ async def listing(client, headers, url: str) -> list[dict]:  # type: ignore[no-u
 
 
 async def test_fast_path_rows_equal_cli_rows_and_it_is_used(
-    archnest_client, admin_headers, chain_target, testenv_docker, source, monkeypatch
+    archnest_client, admin_headers, chain_target, testenv_docker, source
 ):
     env = testenv_docker
     env.run_container("web", labels={"team": "ops,dev", "tier": "a=b"})
@@ -82,7 +92,7 @@ async def test_fast_path_rows_equal_cli_rows_and_it_is_used(
     # The stream is a background channel: it does not hold off the idle close.
     assert pool.connection_info(t["id"])["active"] == 0
 
-    monkeypatch.setattr(engine, "ENABLED", False)
+    source.engine.enabled = False  # what ARCHNEST_SSH_ENGINE_API=0 starts with
     cli = await listing(c, h, url)
     cli_all = await listing(c, h, url + "?all=1")
     assert source.cli_runs == 2 and source.engine.requests == 7
@@ -92,10 +102,11 @@ async def test_fast_path_rows_equal_cli_rows_and_it_is_used(
     assert {x["name"]: x["labels"] for x in fast}["web"] == {"team": "ops,dev", "tier": "a=b"}
 
 
+@pytest.mark.parametrize("engine_api", ["0"])
 async def test_cli_path_still_serves_everything(
-    archnest_client, admin_headers, chain_target, testenv_docker, source, monkeypatch
+    archnest_client, admin_headers, chain_target, testenv_docker, source
 ):
-    monkeypatch.setattr(engine, "ENABLED", False)
+    assert source.engine.enabled is False  # ARCHNEST_SSH_ENGINE_API=0
     for hops in (0, 1):
         await test_docker_ssh.test_list_detail_logs_actions_exec(
             archnest_client, admin_headers, chain_target, testenv_docker, "key", hops

@@ -11,11 +11,8 @@ from archnest import SSH_POOL_KEY
 
 @pytest.fixture
 def archnest_settings(archnest_settings):
-    archnest_settings.extra = {
-        **archnest_settings.extra,
-        "ARCHNEST_SSH_IDLE_SECONDS": "1",
-        "ARCHNEST_SSH_MAX_COMMANDS": "2",
-    }
+    archnest_settings.ssh_idle_seconds = 1.0
+    archnest_settings.ssh_max_commands = 2
     return archnest_settings
 
 

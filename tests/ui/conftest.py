@@ -43,7 +43,7 @@ def _in_ci() -> bool:
 
 @pytest.fixture
 def archnest_settings(archnest_settings: Settings) -> Settings:
-    archnest_settings.agent_token = AGENT_TOKEN
+    archnest_settings.plugin_env["ARCHNEST_AGENT_TOKEN"] = AGENT_TOKEN
     archnest_settings.host_timeout = 15.0
     return archnest_settings
 

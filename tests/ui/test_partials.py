@@ -160,8 +160,8 @@ async def test_all_hosts_partial(aiohttp_client, archnest_settings, testenv_dock
 
 @pytest.fixture
 def stale_settings(archnest_settings: Settings) -> Settings:
-    archnest_settings.agent_token = AGENT_TOKEN
-    archnest_settings.agent_stale_seconds = 1
+    archnest_settings.plugin_env["ARCHNEST_AGENT_TOKEN"] = AGENT_TOKEN
+    archnest_settings.plugin_env["ARCHNEST_AGENT_STALE_SECONDS"] = "1"
     return archnest_settings
 
 
@@ -183,7 +183,7 @@ async def test_agent_host_is_read_only_and_warns_when_stale(
     )
     _, err = await asyncio.wait_for(proc.communicate(), 120)
     assert proc.returncode == 0, err
-    await asyncio.sleep(1.5)  # older than agent_stale_seconds
+    await asyncio.sleep(1.5)  # older than ARCHNEST_AGENT_STALE_SECONDS
 
     hosts = await (await client.get("/ui/hosts", headers=viewer)).text()
     assert 'data-host="agent:edge-1"' in hosts and "badge-stale" in hosts

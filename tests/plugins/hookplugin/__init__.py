@@ -4,6 +4,7 @@ through a real app (``create_app(settings, extra_plugins=[HookPlugin()])``)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ from archnest import (
     NavItem,
     NotFound,
     Panel,
+    PluginSettings,
+    env_setting,
     hookimpl,
 )
 
@@ -67,6 +70,17 @@ class MemorySource(HostSource):
         if key != "one" or summary is None:
             raise NotFound(f"no container {ref!r}")
         return ContainerDetail(**summary.model_dump())
+
+
+@dataclass(frozen=True)
+class HookSettings(PluginSettings):
+    """One field of each supported type."""
+
+    greeting: str = env_setting("ARCHNEST_HOOKTEST_GREETING", "hello")
+    note: str | None = env_setting("ARCHNEST_HOOKTEST_NOTE", None, secret=True)
+    limit: int = env_setting("ARCHNEST_HOOKTEST_LIMIT", 3, minimum=1)
+    ratio: float = env_setting("ARCHNEST_HOOKTEST_RATIO", 0.5, minimum=0)
+    enabled: bool = env_setting("ARCHNEST_HOOKTEST_ENABLED", False)
 
 
 class HookPlugin:
@@ -139,3 +153,7 @@ class HookPlugin:
     @hookimpl
     def archnest_plugin_info(self) -> dict[str, Any]:
         return {"purpose": "hook tests", "tables": ["hooktest_items"]}
+
+    @hookimpl
+    def archnest_plugin_settings(self) -> type[PluginSettings]:
+        return HookSettings
