@@ -44,7 +44,9 @@ from .errors import (
     PayloadTooLarge,
     Unauthorized,
 )
-from .hosts import add_container_routes, make_exec_handler, source_resolver, with_timeout
+from .container_routes import add_container_routes
+from .exec_bridge import make_exec_handler
+from .resolve import source_resolver, with_timeout
 from .keys import DB_KEY, PM_KEY, SECRETS_KEY, SETTINGS_KEY, SOURCES_KEY
 from .normalise import (
     detail_dict_from_inspect,

@@ -19,11 +19,12 @@ from markupsafe import Markup
 from .auth import current_user
 from .containers import ContainerDetail, validate_ref
 from .errors import ApiError, NotFound
-from .hosts import list_all_containers, list_all_hosts, resolve_host_id, with_timeout
+from .hosts import list_all_containers, list_all_hosts
 from .keys import PM_KEY, SOURCES_KEY
 from .openapi import Content, operation
 from .plugin_types import Panel
 from .plugins import flatten
+from .resolve import resolve_host_id, with_timeout
 from .sources import HostInfo, HostSource
 from .ui_format import install_filters
 
