@@ -327,11 +327,20 @@ async def setup(http: aiohttp.ClientSession, headers: dict[str, str], env: Any) 
 
 
 async def run(args: argparse.Namespace, env: Any) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="archnest-soak-") as tmp:
+        log_path = Path(tmp) / "serve.log"
+        result = await soak(args, env, Path(tmp) / "data", log_path)
+        result["log_tail"] = log_path.read_text(errors="replace")[-3000:]
+    return result
+
+
+async def soak(args: argparse.Namespace, env: Any, data_dir: Path, log_path: Path) -> dict:
     from tests.testenv.serve import ServedApp
 
-    log_path = Path(tempfile.mkdtemp(prefix="archnest-soak-")) / "serve.log"
     served = ServedApp(
-        {"ARCHNEST_AGENT_TOKEN": AGENT_TOKEN, "ARCHNEST_HOST_TIMEOUT": "10"}, log_path=log_path
+        {"ARCHNEST_AGENT_TOKEN": AGENT_TOKEN, "ARCHNEST_HOST_TIMEOUT": "10"},
+        data_dir=str(data_dir),
+        log_path=log_path,
     )
     hosts: Hosts | None = None
     async with served:
@@ -358,7 +367,7 @@ async def run(args: argparse.Namespace, env: Any) -> dict[str, Any]:
         "date": started_at.strftime("%Y-%m-%d %H:%M UTC"),
         "minutes": round(seconds / 60, 2),
         "warmup_seconds": args.warmup,
-        "hosts": {"docker": hosts.docker, "ssh": hosts.ssh} if hosts else {},
+        "hosts": {"docker": hosts.docker, "ssh": hosts.ssh},
         "start": start,
         "end": end,
         "delta": {k: end[k] - start[k] for k in start},
@@ -376,7 +385,6 @@ async def run(args: argparse.Namespace, env: Any) -> dict[str, Any]:
         "failed_examples": tally.examples,
         "warmup_failed": dict(warm.failed),
         "app_alive": alive,
-        "log_tail": log_path.read_text(errors="replace")[-3000:] if log_path.exists() else "",
     }
 
 
