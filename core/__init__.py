@@ -1,6 +1,9 @@
 """ArchNest Containers: the platform core and its public API for plugins.
 
-Plugins import only from here (``from archnest import hookimpl, HostSource, ...``).
+Plugins import only from here (``from archnest import hookimpl, HostSource, ...``) and
+from :mod:`archnest.ssh`. ``__all__`` is exactly the "Public API reference" of
+docs/plugin-authors.md (tests/plugins/test_public_api.py keeps the two equal); every
+other submodule is internal, and import-linter keeps plugins out of them.
 """
 
 from __future__ import annotations
@@ -11,12 +14,10 @@ from .auth import (
     public,
     read_body_limited,
     require_json,
-    required_role,
-    same_origin,
     websocket,
 )
+from .container_routes import add_container_routes
 from .containers import (
-    ACTIONS,
     REF_PATTERN,
     ContainerDetail,
     ContainerSummary,
@@ -42,11 +43,10 @@ from .errors import (
     HostTimeout,
     NotFound,
     PayloadTooLarge,
+    TooManyRequests,
     Unauthorized,
 )
-from .container_routes import add_container_routes
 from .exec_bridge import make_exec_handler
-from .resolve import source_resolver, with_timeout
 from .keys import DB_KEY, PM_KEY, SECRETS_KEY, SETTINGS_KEY, SOURCES_KEY
 from .normalise import (
     detail_dict_from_inspect,
@@ -56,26 +56,18 @@ from .normalise import (
     stats_from_engine,
     summary_from_engine_list,
 )
+from .openapi import Content, Param, operation
 from .plugin_settings import PluginSettings, env_setting, plugin_settings
 from .plugin_types import Assets, MigrationLineage, NavItem, Panel
 from .plugins import hookimpl
+from .resolve import source_resolver, with_timeout
 from .secrets import MASK, SecretBox, is_secret_name, mask_env
 from .settings import Settings
 from .sources import Capabilities, ExecSession, HostInfo, HostSource, LogOptions, NotSupported
-from .ssh import (
-    SSH_POOL_KEY,
-    HostKeyNotTrusted,
-    PooledProcess,
-    SshPool,
-    SshResult,
-    SshUnreachable,
-)
-from .ssh.targets import list_targets as list_ssh_targets
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "ACTIONS",
     "DB_KEY",
     "MASK",
     "PM_KEY",
@@ -83,7 +75,6 @@ __all__ = [
     "SECRETS_KEY",
     "SETTINGS_KEY",
     "SOURCES_KEY",
-    "SSH_POOL_KEY",
     "ApiError",
     "Assets",
     "BadRequest",
@@ -91,6 +82,7 @@ __all__ = [
     "Conflict",
     "ContainerDetail",
     "ContainerSummary",
+    "Content",
     "Database",
     "EnvVar",
     "ExecSession",
@@ -98,7 +90,6 @@ __all__ = [
     "Forbidden",
     "HostError",
     "HostInfo",
-    "HostKeyNotTrusted",
     "HostSource",
     "HostTimeout",
     "LogLine",
@@ -110,16 +101,14 @@ __all__ = [
     "NotFound",
     "NotSupported",
     "Panel",
+    "Param",
     "PayloadTooLarge",
     "PluginSettings",
-    "PooledProcess",
     "Port",
     "SecretBox",
     "Settings",
-    "SshPool",
-    "SshResult",
-    "SshUnreachable",
     "Stats",
+    "TooManyRequests",
     "Unauthorized",
     "add_container_routes",
     "create_app",
@@ -130,18 +119,16 @@ __all__ = [
     "hookimpl",
     "is_secret_name",
     "iso_utc",
-    "list_ssh_targets",
     "make_exec_handler",
     "mask_env",
     "normalise_state",
+    "operation",
     "parse_row_id",
     "plugin_settings",
     "ports_from_inspect",
     "public",
     "read_body_limited",
     "require_json",
-    "required_role",
-    "same_origin",
     "source_resolver",
     "stats_from_engine",
     "summary_from_engine_list",

@@ -1,12 +1,18 @@
-"""The core SSH transport: targets with encrypted credentials, pinned host keys, jump
-chains and a pool of long-lived connections (``app[SSH_POOL_KEY]``)."""
+"""``archnest.ssh``: the SSH transport, a public module any plugin may use.
+
+Targets with encrypted credentials, pinned host keys, jump chains and one pool of
+long-lived connections per app (``app[SSH_POOL_KEY]``). What is in ``__all__`` is
+documented in docs/plugin-authors.md ("The SSH transport"); the submodules are internal.
+"""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from .connect import ConnectSpec, HostKeyNotTrusted, SshAuthFailed, SshUnreachable, fingerprint
+from .connect import ConnectSpec, HostKeyNotTrusted, SshAuthFailed, SshUnreachable
+from .models import SshTarget
 from .pool import PooledProcess, SshPool, SshResult
+from .targets import list_targets
 
 SSH_POOL_KEY = web.AppKey("archnest_ssh_pool", SshPool)
 
@@ -18,6 +24,7 @@ __all__ = [
     "SshAuthFailed",
     "SshPool",
     "SshResult",
+    "SshTarget",
     "SshUnreachable",
-    "fingerprint",
+    "list_targets",
 ]

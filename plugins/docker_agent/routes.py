@@ -17,11 +17,11 @@ from archnest import (
     NotFound,
     Unauthorized,
     add_container_routes,
+    operation,
     plugin_settings,
     public,
     read_body_limited,
 )
-from archnest.openapi import operation
 from pydantic import BaseModel
 
 from .jsonio import dumps, loads

@@ -29,7 +29,8 @@ import time
 from typing import Any
 
 import orjson
-from archnest import HostError, PooledProcess, SshPool
+from archnest import HostError
+from archnest.ssh import PooledProcess, SshPool
 
 from . import commands
 

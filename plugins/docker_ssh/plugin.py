@@ -12,8 +12,8 @@ from archnest import (
     HostSource,
     add_container_routes,
     hookimpl,
+    operation,
 )
-from archnest.openapi import operation
 
 from . import __version__
 from .settings import DockerSshSettings

@@ -20,7 +20,6 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from archnest import (
     DB_KEY,
-    SSH_POOL_KEY,
     Capabilities,
     Conflict,
     ContainerDetail,
@@ -32,16 +31,14 @@ from archnest import (
     LogLine,
     LogOptions,
     NotFound,
-    PooledProcess,
-    SshPool,
-    SshResult,
     detail_from_inspect,
-    list_ssh_targets,
     parse_row_id,
     plugin_settings,
     summary_from_engine_list,
     validate_ref,
 )
+from archnest.ssh import SSH_POOL_KEY, PooledProcess, SshPool, SshResult
+from archnest.ssh import list_targets as list_ssh_targets
 
 from . import commands
 from .engine import EngineFastPath

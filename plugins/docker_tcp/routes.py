@@ -7,11 +7,11 @@ from archnest import (
     SOURCES_KEY,
     NotFound,
     add_container_routes,
+    operation,
     require_json,
     source_resolver,
     with_timeout,
 )
-from archnest.openapi import operation
 from pydantic import BaseModel
 
 from .source import DockerEngineSource, parse_engine_id

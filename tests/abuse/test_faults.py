@@ -51,8 +51,6 @@ from tests.ssh.test_resilience import sshd_pids_serving
 from tests.testenv import IMAGE, TestEnv, TestEnvError
 from tests.testenv.standalone import StandaloneDockerd, StandalonePostgres
 
-pytestmark = [pytest.mark.docker, pytest.mark.ssh]
-
 # Logs a line every 0.1 s; leaves at once on SIGTERM (dockerd's stop would wait 10 s).
 CHATTY = ["sh", "-c", "trap 'exit 0' TERM; while true; do echo tick; sleep 0.1; done"]
 # Slack on top of the host timeout for a request that fails (scheduling on a busy CI box).

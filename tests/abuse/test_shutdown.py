@@ -19,8 +19,6 @@ from tests.ssh.conftest import target_payload
 from tests.testenv import TestEnv
 from tests.testenv.serve import ServedApp
 
-pytestmark = [pytest.mark.docker, pytest.mark.ssh]
-
 
 @pytest.fixture
 async def served(tmp_path: Path) -> AsyncIterator[ServedApp]:

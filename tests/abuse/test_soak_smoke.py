@@ -9,13 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from tests.testenv import TestEnv
 
 ROOT = Path(__file__).resolve().parents[2]
-
-pytestmark = [pytest.mark.docker, pytest.mark.ssh]
 
 
 def test_soak_smoke(testenv: TestEnv, tmp_path: Path) -> None:

@@ -23,8 +23,6 @@ from tests.docker_tcp.conftest import add_engine, engine_body
 from tests.ssh.conftest import target_payload
 from tests.testenv import TestEnv
 
-pytestmark = [pytest.mark.docker, pytest.mark.ssh]
-
 
 @pytest.fixture
 def archnest_settings(archnest_settings):  # type: ignore[no-untyped-def]

@@ -12,7 +12,6 @@ import asyncio
 from typing import Any
 
 import aiohttp
-import pytest
 from aiohttp.test_utils import TestClient
 from archnest import SSH_POOL_KEY
 from archnest.keys import STREAMS_KEY
@@ -21,8 +20,6 @@ from tests.abuse.resources import fd_count, remote_commands, tcp_connections_to
 from tests.docker_tcp.conftest import add_engine, engine_body
 from tests.ssh.conftest import target_payload
 from tests.testenv import TestEnv
-
-pytestmark = [pytest.mark.docker, pytest.mark.ssh]
 
 CHATTY = ["sh", "-c", "while true; do echo tick; sleep 0.1; done"]
 QUIET = ["sleep", "3600"]

@@ -9,8 +9,9 @@ from types import SimpleNamespace
 import jsonschema
 import pytest
 from aiohttp import web
-from archnest import create_app, hookimpl, required_role
+from archnest import create_app, hookimpl
 from archnest.apidoc import render_markdown, shipped_document, shipped_plugins
+from archnest.auth import required_role
 from archnest.openapi import build_document, operation, operation_of
 from archnest.testing import make_user_headers
 from openapi_spec_validator import validate

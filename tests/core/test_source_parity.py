@@ -26,8 +26,6 @@ from tests.docker_tcp.conftest import add_engine, engine_body
 from tests.ssh.conftest import target_payload
 from tests.testenv import TestEnv
 
-pytestmark = [pytest.mark.docker, pytest.mark.ssh]
-
 SUMMARY_FIELDS = tuple(ContainerSummary.model_fields)
 SECRETS = {
     "DB_PASSWORD": "hunter2-s3cr3t",

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from aiohttp.test_utils import TestClient
 from archnest import MASK
 
 from tests.testenv import TestEnv
 
 from .conftest import inspect, state_of
-
-pytestmark = pytest.mark.docker
 
 
 def base(engine_id: int) -> str:

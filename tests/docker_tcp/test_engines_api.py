@@ -3,7 +3,6 @@ local socket added once and its removal remembered."""
 
 from __future__ import annotations
 
-import pytest
 from aiohttp.test_utils import TestClient
 from archnest import DB_KEY
 from sqlalchemy import text
@@ -11,8 +10,6 @@ from sqlalchemy import text
 from tests.testenv import TestEnv
 
 from .conftest import add_engine, engine_body
-
-pytestmark = pytest.mark.docker
 
 
 async def test_crud_roles_and_validation(

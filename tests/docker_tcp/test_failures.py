@@ -15,8 +15,6 @@ from tests.testenv import TestEnv
 
 from .conftest import add_engine, engine_body
 
-pytestmark = pytest.mark.docker
-
 TIMEOUT = 2.0
 
 

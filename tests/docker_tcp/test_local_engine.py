@@ -10,8 +10,6 @@ from archnest import Settings, create_app
 
 from tests.testenv import TestEnv
 
-pytestmark = pytest.mark.docker
-
 
 @pytest.fixture
 def archnest_settings(archnest_settings: Settings, testenv: TestEnv) -> Settings:

@@ -6,13 +6,10 @@ import asyncio
 import json
 import time
 
-import pytest
 from aiohttp import WSMsgType
 from aiohttp.test_utils import TestClient
 
 from tests.testenv import TestEnv
-
-pytestmark = pytest.mark.docker
 
 # stderr in the middle, with pauses so the engine records the two pipes in this order.
 PRINT_LINES = (

@@ -11,8 +11,6 @@ from aiohttp.test_utils import TestClient
 
 from tests.testenv import SshEndpoint, TestEnv
 
-pytestmark = pytest.mark.ssh
-
 TargetMaker = Callable[..., Awaitable[dict[str, Any]]]
 
 

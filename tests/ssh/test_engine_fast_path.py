@@ -9,7 +9,8 @@ import signal
 import subprocess
 
 import pytest
-from archnest import SOURCES_KEY, SSH_POOL_KEY
+from archnest import SOURCES_KEY
+from archnest.ssh import SSH_POOL_KEY
 
 from tests.ssh import test_docker_ssh
 from tests.ssh.test_resilience import sshd_pids_serving

@@ -9,7 +9,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from archnest import REF_PATTERN, SSH_POOL_KEY
+from archnest import REF_PATTERN
+from archnest.ssh import SSH_POOL_KEY
 from archnest_docker_ssh import commands
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

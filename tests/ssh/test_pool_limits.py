@@ -6,7 +6,7 @@ import asyncio
 import time
 
 import pytest
-from archnest import SSH_POOL_KEY
+from archnest.ssh import SSH_POOL_KEY
 
 
 @pytest.fixture

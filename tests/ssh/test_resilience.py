@@ -11,7 +11,8 @@ import socket
 import subprocess
 import time
 
-from archnest import SETTINGS_KEY, SSH_POOL_KEY
+from archnest import SETTINGS_KEY
+from archnest.ssh import SSH_POOL_KEY
 
 from tests.testenv import TestEnv
 

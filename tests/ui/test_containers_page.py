@@ -17,8 +17,6 @@ from .conftest import (
     screenshot,
 )
 
-pytestmark = [pytest.mark.docker, pytest.mark.browser]
-
 
 def _make_containers(te) -> None:  # type: ignore[no-untyped-def]
     te.run_container(

@@ -8,12 +8,9 @@ import asyncio
 import re
 from typing import Any
 
-import pytest
 from playwright.async_api import expect
 
 from .conftest import add_docker_host, new_page
-
-pytestmark = [pytest.mark.docker, pytest.mark.browser]
 
 # Installed before any page script runs (through the DevTools protocol, which the
 # policy does not govern) and kept across navigations.

@@ -17,8 +17,6 @@ from markupsafe import Markup
 
 from .conftest import AGENT_SCRIPT, AGENT_TOKEN
 
-pytestmark = pytest.mark.docker
-
 
 def _panel_plugin(templates: Path) -> SimpleNamespace:
     """A third-party plugin contributing two working panels, one broken one and a nav item."""
