@@ -19,8 +19,38 @@ import pytest
 from tests.testenv import TestEnv, TestEnvError, down, load, up
 
 
-def _in_ci() -> bool:
+def in_ci() -> bool:
+    """The one CI switch: CI=true (1, yes). Under it no test may skip (see below)."""
     return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+_in_ci = in_ci
+
+
+# Markers follow from what a test really uses, applied here and only here: a test that
+# needs the isolated environment (dockerd, sshd, PostgreSQL) uses the ``testenv``
+# fixture, directly or through another fixture; a browser test uses ``browser``.
+_FIXTURE_MARKERS = {"testenv": "testenv", "browser": "browser"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        for fixture, marker in _FIXTURE_MARKERS.items():
+            if fixture in used:
+                item.add_marker(marker)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    """Under CI=true a skip is a failure, whatever skipped (a missing service, a missing
+    tool, a skipif): CI must never go green by not running something."""
+    outcome = yield
+    report = outcome.get_result()
+    if in_ci() and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"skipped under CI=true, which must run everything: {reason}"
 
 
 @pytest.fixture(scope="session")

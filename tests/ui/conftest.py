@@ -37,10 +37,6 @@ AGENT_TOKEN = "ui-test-agent-token-0123456789"
 VIEWER_PASSWORD = "viewer-password-1"
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
-
-
 @pytest.fixture
 def archnest_settings(archnest_settings: Settings) -> Settings:
     archnest_settings.plugin_env["ARCHNEST_AGENT_TOKEN"] = AGENT_TOKEN
@@ -145,8 +141,7 @@ async def browser() -> AsyncIterator[Any]:
     if missing:
         pytest.fail(f"browser assets missing ({', '.join(missing)}): run scripts/build-static.sh")
     if not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
-        if _in_ci():
-            pytest.fail(f"chromium not found at {CHROMIUM}")
+        # A failure under CI=true (tests/conftest.py turns every skip into one there).
         pytest.skip(f"chromium not found at {CHROMIUM} (apt-get install -y chromium)")
     from playwright.async_api import async_playwright, expect
 
