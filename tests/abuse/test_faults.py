@@ -34,7 +34,8 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
-from archnest import DB_KEY, SETTINGS_KEY, SSH_POOL_KEY, Settings, create_app
+from archnest import DB_KEY, SETTINGS_KEY, Settings, create_app
+from archnest.ssh import SSH_POOL_KEY
 from archnest.testing import ADMIN_PASSWORD, make_user_headers
 
 from tests.abuse.resources import (

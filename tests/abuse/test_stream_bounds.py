@@ -8,8 +8,8 @@ import secrets
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
-from archnest import SSH_POOL_KEY
 from archnest.keys import STREAMS_KEY
+from archnest.ssh import SSH_POOL_KEY
 from archnest.streams import StreamLimits
 
 from tests.abuse.test_stream_release import (

@@ -13,8 +13,8 @@ from typing import Any
 
 import aiohttp
 from aiohttp.test_utils import TestClient
-from archnest import SSH_POOL_KEY
 from archnest.keys import STREAMS_KEY
+from archnest.ssh import SSH_POOL_KEY
 
 from tests.abuse.resources import fd_count, remote_commands, tcp_connections_to
 from tests.docker_tcp.conftest import add_engine, engine_body
