@@ -16,6 +16,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from .container_routes import ALL_PARAM, add_container_routes, pydantic_json_response
 from .containers import ContainerSummary
+from .db import DatabaseUnavailable
 from .errors import ApiError
 from .keys import SETTINGS_KEY
 from .openapi import Param, operation
@@ -61,6 +62,8 @@ async def _probe(app: web.Application, source: HostSource, host: HostInfo) -> Ho
 async def _hosts_of(app: web.Application, source: HostSource) -> list[HostInfo]:
     try:
         return await with_timeout(app, source.list_hosts(), f"source {source.name}")
+    except DatabaseUnavailable:
+        raise  # the whole answer is unknown: a 503, not an empty list that looks real
     except Exception as exc:
         log.warning("source %s could not list hosts: %r", source.name, exc)
         return []

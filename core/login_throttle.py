@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from aiohttp import web
 
 from .auth import verify_password
-from .errors import TooManyRequests
+from .errors import TooManyRequests, Unauthorized
 from .settings import Settings
 
 
@@ -174,7 +174,11 @@ class LoginThrottle:
         checked = True
         try:
             yield attempt
-        except PasswordWorkBusy:
+        except Unauthorized:
+            raise  # a wrong pair: the one outcome that is charged
+        except Exception:
+            # The password was never judged (hash workers busy, the database away): an
+            # outage must not lock the real user out once it is over.
             checked = False
             raise
         finally:

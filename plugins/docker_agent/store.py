@@ -141,7 +141,19 @@ class ReportStore:
         try:
             if conn is None:
                 conn = await self.engine.connect()
-            await self._write(conn, batch)
+                await self._write(conn, batch)
+            else:
+                try:
+                    await self._write(conn, batch)
+                except Exception:
+                    # The held connection skips the pool's pre-ping: after a database
+                    # restart it is dead. One retry on a fresh one (the upsert is
+                    # idempotent), so the first report after a restart is not lost.
+                    with contextlib.suppress(Exception):
+                        await conn.close()
+                    conn = None
+                    conn = await self.engine.connect()
+                    await self._write(conn, batch)
         except Exception as exc:  # report the failure to every waiting sender
             log.exception("writing %d agent report(s) failed", len(batch))
             for _, fut in batch:
