@@ -57,7 +57,7 @@ from .normalise import (
     summary_from_engine_list,
 )
 from .openapi import Content, Param, operation
-from .plugin_settings import PluginSettings, env_setting, plugin_settings
+from .plugin_config import PluginSettings, env_setting, plugin_settings
 from .plugin_types import Assets, MigrationLineage, NavItem, Panel
 from .plugins import hookimpl
 from .resolve import source_resolver, with_timeout

@@ -31,7 +31,7 @@ from .keys import (
     THROTTLE_KEY,
 )
 from .login_throttle import LoginThrottle, PasswordVerifier
-from .plugin_settings import PLUGIN_SETTINGS_KEY, load_plugin_settings
+from .plugin_config import PLUGIN_SETTINGS_KEY, load_plugin_settings
 from .plugins import build_plugin_manager, flatten
 from .secrets import SecretBox
 from .settings import Settings

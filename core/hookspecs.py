@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from aiohttp import web
 
     from .containers import ContainerDetail
-    from .plugin_settings import PluginSettings
+    from .plugin_config import PluginSettings
     from .plugin_types import Assets, MigrationLineage, NavItem, Panel
     from .sources import HostInfo, HostSource
 
