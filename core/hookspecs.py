@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from .plugin_config import PluginSettings
     from .plugin_types import Assets, MigrationLineage, NavItem, Panel
     from .sources import HostInfo, HostSource
+    from .ssh.fields import SshTargetFields
 
 hookspec = pluggy.HookspecMarker("archnest")
 
@@ -52,6 +53,15 @@ def archnest_cleanup_ctx(
 @hookspec
 def archnest_migrations() -> MigrationLineage | None:
     """Return this plugin's Alembic lineage (name + versions folder), or None."""
+
+
+@hookspec
+def archnest_ssh_target_fields() -> SshTargetFields | None:
+    """Return the fields this plugin adds to every SSH target (kept in its own table).
+
+    The core accepts them in ``/api/ssh/targets`` bodies, returns them with each target
+    and passes them to the plugin in ``ConnectSpec.extra``.
+    """
 
 
 @hookspec

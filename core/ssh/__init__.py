@@ -10,6 +10,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from .connect import ConnectSpec, HostKeyNotTrusted, SshAuthFailed, SshUnreachable
+from .fields import SshTargetFields
 from .models import SshTarget
 from .pool import PooledProcess, SshPool, SshResult
 from .targets import list_targets
@@ -25,6 +26,7 @@ __all__ = [
     "SshPool",
     "SshResult",
     "SshTarget",
+    "SshTargetFields",
     "SshUnreachable",
     "list_targets",
 ]

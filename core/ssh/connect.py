@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import asyncssh
 
@@ -44,8 +46,9 @@ class ConnectSpec:
     password: str | None = field(default=None, repr=False)
     certificate: str | None = None
     host_keys: tuple[str, ...] = ()
-    sudo: bool = False
-    docker: bool = False
+    # The fields plugins add to the target (``SshTargetFields``), by field name, e.g.
+    # docker_ssh's ``docker`` and ``sudo``; the transport itself does not read them.
+    extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
 
 def fingerprint(key: asyncssh.SSHKey | str) -> str:

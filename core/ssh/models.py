@@ -30,7 +30,6 @@ class SshTarget(SQLModel, table=True):
     jump: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     # The only host keys ever trusted for this target ("ssh-ed25519 AAAA...").
     host_keys: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    docker: bool = False
-    sudo: bool = False
+    # A plugin's own per-target settings live in its own table (see ``fields``).
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)

@@ -10,6 +10,7 @@ from aiohttp import web
 from ..keys import DB_KEY, SECRETS_KEY, SETTINGS_KEY
 from ..plugins import hookimpl
 from . import SSH_POOL_KEY
+from .fields import ssh_target_fields
 from .pool import SshPool
 from .routes import setup_routes
 from .targets import load_chain
@@ -22,7 +23,7 @@ async def ssh_pool_ctx(app: web.Application) -> AsyncIterator[None]:
         # Below the per-host request timeout, so an unreachable host reports why.
         connect_timeout = max(1.0, settings.host_timeout * 0.8)
     pool = SshPool(
-        partial(load_chain, app[DB_KEY], app[SECRETS_KEY]),
+        partial(load_chain, app[DB_KEY], app[SECRETS_KEY], fields=ssh_target_fields(app)),
         connect_timeout=connect_timeout,
         command_timeout=settings.ssh_command_timeout,
         keepalive=settings.ssh_keepalive,

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, create_model
 
 from ..auth import require_json
 from ..containers import parse_row_id
@@ -13,53 +13,76 @@ from ..keys import DB_KEY, SECRETS_KEY
 from ..openapi import operation
 from . import SSH_POOL_KEY
 from . import targets as store
+from .fields import SshTargetFields, ssh_target_fields
+
+# The view and the bodies are built per app (``_models``): the loaded plugins' fields
+# (``archnest_ssh_target_fields``) join the core's, so the document describes exactly
+# what this app accepts and returns.
+VIEW_FIELDS: dict[str, Any] = {
+    "id": (int, ...),
+    "name": (str, ...),
+    "host": (str, ...),
+    "port": (int, ...),
+    "username": (str, ...),
+    "auth": (Literal["key", "password", "certificate"], ...),
+    "jump": (list[int], ...),
+    "host_keys": (list[str], ...),
+    "host_key_fingerprints": (list[str], ...),
+    # plugins' fields go here
+    "has_private_key": (bool, ...),
+    "has_passphrase": (bool, ...),
+    "has_password": (bool, ...),
+    "has_certificate": (bool, ...),
+    "created_at": (str | None, ...),
+    "updated_at": (str | None, ...),
+}
+UPDATE_FIELDS: dict[str, Any] = {
+    "name": (str | None, None),
+    "host": (str | None, None),
+    "port": (int | None, None),
+    "username": (str | None, None),
+    "auth": (Literal["key", "password", "certificate"] | None, None),
+    "private_key": (str | None, None),
+    "passphrase": (str | None, None),
+    "password": (str | None, None),
+    "certificate": (str | None, None),
+    "jump": (list[int] | None, None),
+    "host_keys": (list[str] | None, None),
+    # plugins' fields go here
+}
 
 
-class SshTargetView(BaseModel):
-    """A target as the API shows it: never a credential, only whether one is set."""
-
-    id: int
-    name: str
-    host: str
-    port: int
-    username: str
-    auth: Literal["key", "password", "certificate"]
-    jump: list[int]
-    host_keys: list[str]
-    host_key_fingerprints: list[str]
-    docker: bool
-    sudo: bool
-    has_private_key: bool
-    has_passphrase: bool
-    has_password: bool
-    has_certificate: bool
-    created_at: str | None
-    updated_at: str | None
-
-
-class SshTargetUpdate(BaseModel):
-    """Fields of a target; a PATCH sends any of them, a POST at least name, host and
-    username. Secrets are write-only; null clears one."""
-
-    name: str | None = None
-    host: str | None = None
-    port: int | None = None
-    username: str | None = None
-    auth: Literal["key", "password", "certificate"] | None = None
-    private_key: str | None = None
-    passphrase: str | None = None
-    password: str | None = None
-    certificate: str | None = None
-    jump: list[int] | None = None
-    host_keys: list[str] | None = None
-    docker: bool | None = None
-    sudo: bool | None = None
-
-
-class SshTargetCreate(SshTargetUpdate):
-    name: str
-    host: str
-    username: str
+def _models(fields: list[SshTargetFields]) -> tuple[type[BaseModel], ...]:
+    """SshTargetView, SshTargetUpdate and SshTargetCreate with the plugins' fields."""
+    view_extra = {}
+    update_extra = {}
+    for ext in fields:
+        for name, info in ext.model.model_fields.items():
+            view_extra[name] = (info.annotation, Field(..., description=info.description))
+            update_extra[name] = (
+                info.annotation | None,  # type: ignore[operator]
+                Field(None, description=info.description),
+            )
+    cut = list(VIEW_FIELDS).index("host_key_fingerprints") + 1
+    view_items = list(VIEW_FIELDS.items())
+    view = create_model(  # type: ignore[call-overload]
+        "SshTargetView",
+        __doc__="A target as the API shows it: never a credential, only whether one is set.",
+        **dict(view_items[:cut]),
+        **view_extra,
+        **dict(view_items[cut:]),
+    )
+    update = create_model(  # type: ignore[call-overload]
+        "SshTargetUpdate",
+        __doc__="Fields of a target; a PATCH sends any of them, a POST at least name, host "
+        "and\nusername. Secrets are write-only; null clears one.",
+        **UPDATE_FIELDS,
+        **update_extra,
+    )
+    create = create_model(
+        "SshTargetCreate", __base__=update, name=(str, ...), host=(str, ...), username=(str, ...)
+    )
+    return view, update, create
 
 
 class SshTargetDeleted(BaseModel):
@@ -78,53 +101,57 @@ def _target_id(request: web.Request) -> int:
     return parse_row_id(request.match_info["id"], "ssh target", code="unknown_target")
 
 
-@operation("SSH targets", tags=("ssh",), responses={200: list[SshTargetView]})
-async def list_targets(request: web.Request) -> web.Response:
-    rows = await store.list_targets(request.app[DB_KEY])
-    return web.json_response([store.public_view(t) for t in rows])
+def setup_routes(app: web.Application) -> None:
+    fields = ssh_target_fields(app)
+    view, update, create = _models(fields)
 
+    @operation("SSH targets", tags=("ssh",), responses={200: list[view]})  # type: ignore[valid-type]
+    async def list_targets(request: web.Request) -> web.Response:
+        return web.json_response(await store.list_views(request.app[DB_KEY], fields))
 
-@operation("One SSH target", tags=("ssh",), responses={200: SshTargetView})
-async def get_target(request: web.Request) -> web.Response:
-    t = await store.get_target(request.app[DB_KEY], _target_id(request))
-    return web.json_response(store.public_view(t))
+    @operation("One SSH target", tags=("ssh",), responses={200: view})
+    async def get_target(request: web.Request) -> web.Response:
+        target_id = _target_id(request)
+        return web.json_response(await store.get_view(request.app[DB_KEY], target_id, fields))
 
+    @operation(
+        "Add an SSH target", tags=("ssh",), request=create, responses={201: view}, errors=(409,)
+    )
+    async def create_target(request: web.Request) -> web.Response:
+        data = await require_json(request, 256 * 1024)
+        app = request.app
+        target = await store.create_target(app[DB_KEY], app[SECRETS_KEY], data, fields)
+        return web.json_response(target, status=201)
 
-@operation(
-    "Add an SSH target",
-    tags=("ssh",),
-    request=SshTargetCreate,
-    responses={201: SshTargetView},
-    errors=(409,),
-)
-async def create_target(request: web.Request) -> web.Response:
-    data = await require_json(request, 256 * 1024)
-    t = await store.create_target(request.app[DB_KEY], request.app[SECRETS_KEY], data)
-    return web.json_response(store.public_view(t), status=201)
+    @operation(
+        "Change an SSH target (connections using it are re-made)",
+        tags=("ssh",),
+        request=update,
+        responses={200: view},
+        errors=(409,),
+    )
+    async def update_target(request: web.Request) -> web.Response:
+        target_id = _target_id(request)
+        data = await require_json(request, 256 * 1024)
+        app = request.app
+        target = await store.update_target(app[DB_KEY], app[SECRETS_KEY], target_id, data, fields)
+        # New credentials, keys, hops or plugin fields must take effect on the next command.
+        app[SSH_POOL_KEY].forget(target_id)
+        return web.json_response(target)
 
+    @operation("Remove an SSH target", tags=("ssh",), responses={200: SshTargetDeleted})
+    async def delete_target(request: web.Request) -> web.Response:
+        target_id = _target_id(request)
+        await store.delete_target(request.app[DB_KEY], target_id, fields)
+        request.app[SSH_POOL_KEY].forget(target_id)
+        return web.json_response({"ok": True, "id": target_id})
 
-@operation(
-    "Change an SSH target (connections using it are re-made)",
-    tags=("ssh",),
-    request=SshTargetUpdate,
-    responses={200: SshTargetView},
-    errors=(409,),
-)
-async def update_target(request: web.Request) -> web.Response:
-    target_id = _target_id(request)
-    data = await require_json(request, 256 * 1024)
-    t = await store.update_target(request.app[DB_KEY], request.app[SECRETS_KEY], target_id, data)
-    # New credentials, keys or hops must take effect on the next command.
-    request.app[SSH_POOL_KEY].forget(target_id)
-    return web.json_response(store.public_view(t))
-
-
-@operation("Remove an SSH target", tags=("ssh",), responses={200: SshTargetDeleted})
-async def delete_target(request: web.Request) -> web.Response:
-    target_id = _target_id(request)
-    await store.delete_target(request.app[DB_KEY], target_id)
-    request.app[SSH_POOL_KEY].forget(target_id)
-    return web.json_response({"ok": True, "id": target_id})
+    app.router.add_get("/api/ssh/targets", list_targets)
+    app.router.add_post("/api/ssh/targets", create_target)
+    app.router.add_get("/api/ssh/targets/{id}", get_target)
+    app.router.add_patch("/api/ssh/targets/{id}", update_target)
+    app.router.add_delete("/api/ssh/targets/{id}", delete_target)
+    app.router.add_post("/api/ssh/targets/{id}/scan-host-key", scan_host_key)
 
 
 @operation(
@@ -137,12 +164,3 @@ async def delete_target(request: web.Request) -> web.Response:
 async def scan_host_key(request: web.Request) -> web.Response:
     result = await request.app[SSH_POOL_KEY].scan(_target_id(request))
     return web.json_response(result)
-
-
-def setup_routes(app: web.Application) -> None:
-    app.router.add_get("/api/ssh/targets", list_targets)
-    app.router.add_post("/api/ssh/targets", create_target)
-    app.router.add_get("/api/ssh/targets/{id}", get_target)
-    app.router.add_patch("/api/ssh/targets/{id}", update_target)
-    app.router.add_delete("/api/ssh/targets/{id}", delete_target)
-    app.router.add_post("/api/ssh/targets/{id}/scan-host-key", scan_host_key)

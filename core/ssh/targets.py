@@ -7,6 +7,7 @@ SecretBox tokens and never returned; the API reports ``has_private_key`` and fri
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import asyncssh
@@ -17,6 +18,7 @@ from ..db import Database, utcnow
 from ..errors import BadRequest, Conflict, HostError, NotFound
 from ..secrets import SecretBox
 from .connect import ConnectSpec, fingerprint, parse_host_key
+from .fields import SshTargetFields, field_names, load_values, save_values
 from .models import AUTH_KINDS, SshTarget
 
 MAX_JUMPS = 8
@@ -26,13 +28,15 @@ _HOST = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[?[0-9
 _USER = re.compile(r"^[A-Za-z0-9._][A-Za-z0-9._-]{0,63}$")
 SECRET_FIELDS = ("private_key", "passphrase", "password", "certificate")
 FIELDS = frozenset(
-    {"name", "host", "port", "username", "auth", "jump", "host_keys", "docker", "sudo"}
-    | set(SECRET_FIELDS)
+    {"name", "host", "port", "username", "auth", "jump", "host_keys"} | set(SECRET_FIELDS)
 )
+# Plugins' fields (``SshTargetFields``) are stored by the plugins; the core keeps none.
+NO_FIELDS: tuple[SshTargetFields, ...] = ()
 
 
-def public_view(t: SshTarget) -> dict[str, Any]:
-    """What the API returns: never a credential, only whether one is set."""
+def public_view(t: SshTarget, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What the API returns: never a credential, only whether one is set. ``extra``:
+    the plugins' fields of this target (``load_values``)."""
     return {
         "id": t.id,
         "name": t.name,
@@ -43,8 +47,7 @@ def public_view(t: SshTarget) -> dict[str, Any]:
         "jump": list(t.jump or []),
         "host_keys": list(t.host_keys or []),
         "host_key_fingerprints": [fingerprint(k) for k in t.host_keys or []],
-        "docker": t.docker,
-        "sudo": t.sudo,
+        **(extra or {}),
         "has_private_key": bool(t.private_key_enc),
         "has_passphrase": bool(t.passphrase_enc),
         "has_password": bool(t.password_enc),
@@ -61,15 +64,10 @@ def _str(data: dict, key: str, pattern: re.Pattern, what: str) -> str:
     return value
 
 
-def _bool(data: dict, key: str) -> bool:
-    value = data[key]
-    if not isinstance(value, bool):
-        raise BadRequest(f"{key} must be true or false", code="invalid_target")
-    return value
-
-
-def _apply(t: SshTarget, data: dict, box: SecretBox) -> None:
-    unknown = set(data) - FIELDS
+def _apply(
+    t: SshTarget, data: dict, box: SecretBox, fields: Sequence[SshTargetFields] = NO_FIELDS
+) -> None:
+    unknown = set(data) - FIELDS - field_names(fields)
     if unknown:
         raise BadRequest(f"unknown fields: {', '.join(sorted(unknown))}", code="invalid_target")
     if "name" in data:
@@ -87,9 +85,6 @@ def _apply(t: SshTarget, data: dict, box: SecretBox) -> None:
         if data["auth"] not in AUTH_KINDS:
             raise BadRequest(f"auth must be one of: {', '.join(AUTH_KINDS)}", code="invalid_target")
         t.auth = data["auth"]
-    for key in ("docker", "sudo"):
-        if key in data:
-            setattr(t, key, _bool(data, key))
     if "host_keys" in data:
         keys = data["host_keys"]
         if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
@@ -151,12 +146,32 @@ async def _name_taken(s: Any, name: str, own_id: int | None) -> bool:
     return row is not None and row.id != own_id
 
 
-async def list_targets(db: Database, *, docker_only: bool = False) -> list[SshTarget]:
+async def list_targets(db: Database) -> list[SshTarget]:
     async with db.session() as s:
         query = select(SshTarget).order_by(SshTarget.id)  # type: ignore[arg-type]
-        if docker_only:
-            query = query.where(SshTarget.docker == True)  # noqa: E712
         return list((await s.exec(query)).all())
+
+
+async def list_views(
+    db: Database, fields: Sequence[SshTargetFields] = NO_FIELDS
+) -> list[dict[str, Any]]:
+    """Every target as the API shows it, with the plugins' fields."""
+    async with db.session() as s:
+        query = select(SshTarget).order_by(SshTarget.id)  # type: ignore[arg-type]
+        rows = list((await s.exec(query)).all())
+        extra = await load_values(s, fields, [t.id for t in rows if t.id is not None])
+    return [public_view(t, extra.get(t.id)) for t in rows if t.id is not None]
+
+
+async def get_view(
+    db: Database, target_id: int, fields: Sequence[SshTargetFields] = NO_FIELDS
+) -> dict[str, Any]:
+    async with db.session() as s:
+        t = await s.get(SshTarget, target_id)
+        if t is None:
+            raise NotFound(f"unknown ssh target {target_id}", code="unknown_target")
+        extra = await load_values(s, fields, [target_id])
+    return public_view(t, extra[target_id])
 
 
 async def get_target(db: Database, target_id: int) -> SshTarget:
@@ -167,41 +182,60 @@ async def get_target(db: Database, target_id: int) -> SshTarget:
     return t
 
 
-async def create_target(db: Database, box: SecretBox, data: dict) -> SshTarget:
+async def create_target(
+    db: Database, box: SecretBox, data: dict, fields: Sequence[SshTargetFields] = NO_FIELDS
+) -> dict[str, Any]:
+    """Store a new target (and the plugins' fields, in the same transaction); its view."""
     for key in ("name", "host", "username"):
         if key not in data:
             raise BadRequest(f"{key} is required", code="invalid_target")
     t = SshTarget(name="", host="", username="", jump=[], host_keys=[])
-    _apply(t, data, box)
+    _apply(t, data, box, fields)
     _check_credentials(t, box)
     async with db.session() as s:
         await _check_jump(s, t)
         if await _name_taken(s, t.name, None):
             raise Conflict(f"an ssh target named {t.name!r} exists")
         s.add(t)
+        await s.flush()  # the id the plugins' rows refer to
+        assert t.id is not None
+        await save_values(s, fields, t.id, {}, data)
         await s.commit()
         await s.refresh(t)
-    return t
+        extra = await load_values(s, fields, [t.id])
+    return public_view(t, extra[t.id])
 
 
-async def update_target(db: Database, box: SecretBox, target_id: int, data: dict) -> SshTarget:
+async def update_target(
+    db: Database,
+    box: SecretBox,
+    target_id: int,
+    data: dict,
+    fields: Sequence[SshTargetFields] = NO_FIELDS,
+) -> dict[str, Any]:
+    """Change a target (and the plugins' fields, in the same transaction); its view."""
     async with db.session() as s:
         t = await s.get(SshTarget, target_id)
         if t is None:
             raise NotFound(f"unknown ssh target {target_id}", code="unknown_target")
-        _apply(t, data, box)
+        _apply(t, data, box, fields)
         _check_credentials(t, box)
         await _check_jump(s, t)
         if await _name_taken(s, t.name, t.id):
             raise Conflict(f"an ssh target named {t.name!r} exists")
+        current = (await load_values(s, fields, [target_id]))[target_id]
+        await save_values(s, fields, target_id, current, data)
         t.updated_at = utcnow()
         s.add(t)
         await s.commit()
         await s.refresh(t)
-    return t
+        extra = await load_values(s, fields, [target_id])
+    return public_view(t, extra[target_id])
 
 
-async def delete_target(db: Database, target_id: int) -> None:
+async def delete_target(
+    db: Database, target_id: int, fields: Sequence[SshTargetFields] = NO_FIELDS
+) -> None:
     async with db.session() as s:
         t = await s.get(SshTarget, target_id)
         if t is None:
@@ -209,11 +243,13 @@ async def delete_target(db: Database, target_id: int) -> None:
         users = [o.name for o in (await s.exec(select(SshTarget))).all() if target_id in o.jump]
         if users:
             raise Conflict(f"target is a jump host of: {', '.join(users)}")
+        for ext in fields:
+            await ext.delete(s, target_id)
         await s.delete(t)
         await s.commit()
 
 
-def to_spec(t: SshTarget, box: SecretBox) -> ConnectSpec:
+def to_spec(t: SshTarget, box: SecretBox, extra: Mapping[str, Any] | None = None) -> ConnectSpec:
     assert t.id is not None
     return ConnectSpec(
         id=t.id,
@@ -227,12 +263,16 @@ def to_spec(t: SshTarget, box: SecretBox) -> ConnectSpec:
         password=box.decrypt(t.password_enc),
         certificate=box.decrypt(t.certificate_enc),
         host_keys=tuple(t.host_keys or ()),
-        sudo=t.sudo,
-        docker=t.docker,
+        extra=dict(extra or {}),
     )
 
 
-async def load_chain(db: Database, box: SecretBox, target_id: int) -> list[ConnectSpec]:
+async def load_chain(
+    db: Database,
+    box: SecretBox,
+    target_id: int,
+    fields: Sequence[SshTargetFields] = NO_FIELDS,
+) -> list[ConnectSpec]:
     """The target's hops in order, then the target itself. Each hop is a target with its
     own pinned keys and credentials; a hop's own ``jump`` list is not followed (the
     chain is spelled out in full on the target that uses it)."""
@@ -246,7 +286,9 @@ async def load_chain(db: Database, box: SecretBox, target_id: int) -> list[Conne
             if hop is None:
                 raise HostError(f"jump target {jid} of {t.name!r} no longer exists")
             chain.append(hop)
+        extra = await load_values(s, fields, [target_id])
     try:
-        return [to_spec(x, box) for x in [*chain, t]]
+        # The plugins' fields are those of the target; a hop only carries the connection.
+        return [*(to_spec(x, box) for x in chain), to_spec(t, box, extra[target_id])]
     except ValueError as exc:
         raise HostError(f"{t.name}: {exc}", code="ssh_credentials") from exc

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -10,6 +11,7 @@ from archnest import (
     SOURCES_KEY,
     HostInfo,
     HostSource,
+    MigrationLineage,
     add_container_routes,
     hookimpl,
     operation,
@@ -18,6 +20,7 @@ from archnest import (
 from . import __version__
 from .settings import DockerSshSettings
 from .source import SshDockerSource
+from .targets import DockerSshTargetFields
 
 PREFIX = "/api/docker-ssh"
 
@@ -44,7 +47,18 @@ def archnest_routes(app: web.Application) -> None:
 
 @hookimpl
 def archnest_plugin_info() -> dict[str, Any]:
-    return {"version": __version__, "sources": ["ssh"], "tables": []}
+    return {"version": __version__, "sources": ["ssh"], "tables": ["docker_ssh_targets"]}
+
+
+@hookimpl
+def archnest_migrations() -> MigrationLineage:
+    return MigrationLineage("docker_ssh", Path(__file__).resolve().parent / "migrations")
+
+
+@hookimpl
+def archnest_ssh_target_fields() -> DockerSshTargetFields:
+    # ``docker`` and ``sudo`` of every target, in this plugin's own table.
+    return DockerSshTargetFields()
 
 
 @hookimpl

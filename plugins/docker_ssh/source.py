@@ -44,6 +44,7 @@ from . import commands
 from .engine import EngineFastPath
 from .parse import make_line, merge_logs, parse_ps, parse_stats, split_timestamp
 from .settings import DockerSshSettings
+from .targets import docker_target_ids
 
 CAPABILITIES = Capabilities(manage=True, exec=True, logs=True, stats=True)
 _CONFLICT_HINTS = (
@@ -192,10 +193,12 @@ class SshDockerSource(HostSource):
         return parse_row_id(key, "ssh host")
 
     async def sudo(self, target: int) -> bool:
-        spec = await self.pool.spec(target)
-        if not spec.docker:
+        # This plugin's fields ride on the pooled connection's spec, so they are read
+        # once per connection and re-read when the target changes (the pool forgets it).
+        extra = (await self.pool.spec(target)).extra
+        if not extra.get("docker"):
             raise NotFound(f"ssh target {target} is not a docker host", code="unknown_host")
-        return spec.sudo
+        return bool(extra.get("sudo"))
 
     async def docker(self, key: str, build, *args, ref: str | None = None, **kw) -> SshResult:  # type: ignore[no-untyped-def]
         """Run one command built by ``commands`` and check its outcome."""
@@ -207,6 +210,7 @@ class SshDockerSource(HostSource):
         return check(await self.pool.run(target, build(sudo, *args, **kw)), ref)
 
     async def list_hosts(self) -> list[HostInfo]:
+        docker_ids = await docker_target_ids(self._app[DB_KEY])
         return [
             HostInfo(
                 id=self.host_id(t.id),  # type: ignore[arg-type]
@@ -215,7 +219,8 @@ class SshDockerSource(HostSource):
                 capabilities=CAPABILITIES,
                 details={"host": t.host, "port": t.port, "username": t.username, "jump": t.jump},
             )
-            for t in await list_ssh_targets(self._app[DB_KEY], docker_only=True)
+            for t in await list_ssh_targets(self._app[DB_KEY])
+            if t.id in docker_ids
         ]
 
     async def probe(self, key: str) -> None:

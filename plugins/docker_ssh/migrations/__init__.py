@@ -1,1 +1,1 @@
-"""docker_ssh has no tables of its own: SSH targets belong to the core (``ssh_targets``)."""
+"""docker_ssh's lineage: its per-target settings (``docker_ssh_targets``)."""
