@@ -41,6 +41,25 @@ from .secrets import sha256_hex
 
 HERE = Path(__file__).resolve().parent
 LOGIN_FAILED = "invalid username or password"
+# The third-party browser files the templates load, committed in static/vendor (pinned
+# by package-lock.json, listed with their hashes in static/vendor/MANIFEST.json).
+VENDOR_ASSETS = ("htmx.min.js", "xterm.js", "xterm.css", "addon-fit.js")
+
+
+def check_vendor_assets(static: Path) -> None:
+    """SystemExit naming each vendored file missing under ``static``/vendor.
+
+    Without them the Containers page loads but never leaves "Checking hosts…"; failing
+    at startup says why instead.
+    """
+    vendor = static / "vendor"
+    missing = [name for name in VENDOR_ASSETS if not (vendor / name).is_file()]
+    if missing:
+        raise SystemExit(
+            f"browser assets missing from {vendor}: {', '.join(missing)}. They are committed "
+            "in core/static/vendor and shipped in the wheel: reinstall from a complete "
+            "checkout (pip install .), or restore them with scripts/build-static.sh"
+        )
 
 
 def plugin_assets(app: web.Application) -> list[Assets]:
@@ -48,6 +67,7 @@ def plugin_assets(app: web.Application) -> list[Assets]:
 
 
 def setup_templates(app: web.Application) -> None:
+    check_vendor_assets(HERE / "static")
     prefixed: dict[str, jinja2.BaseLoader] = {}
     for assets in plugin_assets(app):
         if assets.templates:
