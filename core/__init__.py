@@ -16,6 +16,7 @@ from .auth import (
     require_json,
     websocket,
 )
+from .bodies import read_model
 from .container_routes import add_container_routes
 from .containers import (
     REF_PATTERN,
@@ -128,6 +129,7 @@ __all__ = [
     "ports_from_inspect",
     "public",
     "read_body_limited",
+    "read_model",
     "require_json",
     "source_resolver",
     "stats_from_engine",

@@ -20,9 +20,9 @@ from .auth import (
     current_user,
     delete_session,
     public,
-    require_json,
     same_origin,
 )
+from .bodies import read_model
 from .client_address import client_address
 from .db import User
 from .errors import Forbidden, TooManyRequests, Unauthorized
@@ -232,11 +232,8 @@ async def login_json(request: web.Request) -> web.Response:
     # sign the visitor in as someone else (login CSRF, e.g. a text/plain form post).
     if _browser_origin(request) and not same_origin(request):
         raise Forbidden("cross-origin login refused", code="bad_origin")
-    data = await require_json(request, 16 * 1024)
-    username, password = data.get("username"), data.get("password")
-    if not isinstance(username, str) or not isinstance(password, str):
-        raise Unauthorized(LOGIN_FAILED, code="bad_credentials")
-    token, user = await _login(request, username, password)
+    body = await read_model(request, LoginRequest, 16 * 1024)
+    token, user = await _login(request, body.username, body.password)
     resp = web.json_response({"ok": True, "user": {"username": user.username, "role": user.role}})
     _set_cookie(request, resp, token)
     return resp

@@ -5,15 +5,17 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from ..auth import require_json
+from ..bodies import read_model
 from ..containers import parse_row_id
 from ..keys import DB_KEY, SECRETS_KEY
 from ..openapi import operation
 from . import SSH_POOL_KEY
 from . import targets as store
 from .fields import SshTargetFields, ssh_target_fields
+
+MAX_BODY = 256 * 1024  # keys and certificates are a few KiB
 
 # The view and the bodies are built per app (``_models``): the loaded plugins' fields
 # (``archnest_ssh_target_fields``) join the core's, so the document describes exactly
@@ -76,6 +78,7 @@ def _models(fields: list[SshTargetFields]) -> tuple[type[BaseModel], ...]:
         "SshTargetUpdate",
         __doc__="Fields of a target; a PATCH sends any of them, a POST at least name, host "
         "and\nusername. Secrets are write-only; null clears one.",
+        __config__=ConfigDict(extra="forbid"),  # an unknown field is refused, not ignored
         **UPDATE_FIELDS,
         **update_extra,
     )
@@ -118,7 +121,8 @@ def setup_routes(app: web.Application) -> None:
         "Add an SSH target", tags=("ssh",), request=create, responses={201: view}, errors=(409,)
     )
     async def create_target(request: web.Request) -> web.Response:
-        data = await require_json(request, 256 * 1024)
+        # Only the fields sent: the store tells absent (kept) from null (clears a secret).
+        data = (await read_model(request, create, MAX_BODY)).model_dump(exclude_unset=True)
         app = request.app
         target = await store.create_target(app[DB_KEY], app[SECRETS_KEY], data, fields)
         return web.json_response(target, status=201)
@@ -132,7 +136,7 @@ def setup_routes(app: web.Application) -> None:
     )
     async def update_target(request: web.Request) -> web.Response:
         target_id = _target_id(request)
-        data = await require_json(request, 256 * 1024)
+        data = (await read_model(request, update, MAX_BODY)).model_dump(exclude_unset=True)
         app = request.app
         target = await store.update_target(app[DB_KEY], app[SECRETS_KEY], target_id, data, fields)
         # New credentials, keys, hops or plugin fields must take effect on the next command.

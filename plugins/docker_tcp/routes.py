@@ -2,27 +2,35 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 from archnest import (
     SOURCES_KEY,
     NotFound,
     add_container_routes,
     operation,
-    require_json,
+    read_model,
     source_resolver,
     with_timeout,
 )
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from .source import DockerEngineSource, parse_engine_id
-from .store import public_view
+from .store import NAME_MAX, public_view
 
 PREFIX = "/api/docker"
 MAX_BODY = 256 * 1024  # PEM material is a few KiB; anything bigger is not an engine config
+# Request bodies: validated by these models (``read_model``), so what the document says
+# is what is enforced; an unknown field is refused rather than silently ignored.
+STRICT = ConfigDict(extra="forbid")
 
 
 class TlsInput(BaseModel):
-    """PEM material; stored encrypted, never shown again."""
+    """PEM material; stored encrypted, never shown again. An absent field keeps its
+    stored value; "" or null clears it."""
+
+    model_config = STRICT
 
     ca: str | None = None
     cert: str | None = None
@@ -30,15 +38,32 @@ class TlsInput(BaseModel):
     verify: bool = True
 
 
+URL_DOC = "unix:///path, tcp://host:port or https://host:port (https with tls)"
+
+
 class EngineCreate(BaseModel):
-    name: str
-    url: str  # unix:///path, tcp://host:port or https://host:port
+    model_config = STRICT
+
+    name: str = Field(min_length=1, max_length=NAME_MAX)
+    url: str = Field(description=URL_DOC)
     tls: TlsInput | None = None
 
 
+def _not_sent(schema: dict[str, Any]) -> None:
+    # A default of null would document null as a value; it only stands for "absent".
+    schema.pop("default", None)
+
+
 class EngineUpdate(BaseModel):
-    name: str | None = None
-    url: str | None = None
+    """Any of the fields; the others keep their values. name and url cannot be null."""
+
+    model_config = STRICT
+
+    # Absent is allowed, null is not: the default only marks "not sent".
+    name: str = Field(  # type: ignore[assignment]
+        None, min_length=1, max_length=NAME_MAX, json_schema_extra=_not_sent
+    )
+    url: str = Field(None, description=URL_DOC, json_schema_extra=_not_sent)  # type: ignore[assignment]
     tls: TlsInput | None = None
 
 
@@ -108,8 +133,8 @@ async def list_engines(request: web.Request) -> web.Response:
     errors=(409,),
 )
 async def create_engine(request: web.Request) -> web.Response:
-    body = await require_json(request, MAX_BODY)
-    row = await _source(request).store.create(body)
+    body = await read_model(request, EngineCreate, MAX_BODY)
+    row = await _source(request).store.create(body.model_dump(exclude_unset=True))
     return web.json_response(public_view(row), status=201)
 
 
@@ -127,9 +152,10 @@ async def get_engine(request: web.Request) -> web.Response:
 )
 async def update_engine(request: web.Request) -> web.Response:
     engine_id = _engine_id(request.match_info["id"])
-    body = await require_json(request, MAX_BODY)
+    body = await read_model(request, EngineUpdate, MAX_BODY)
     source = _source(request)
-    row = await source.store.update(engine_id, body)
+    # Only what was sent: an absent field keeps its value, null clears a TLS file.
+    row = await source.store.update(engine_id, body.model_dump(exclude_unset=True))
     await source.drop(engine_id)  # the next call connects with the new settings
     return web.json_response(public_view(row))
 
