@@ -98,7 +98,9 @@ async function runRowAction(btn, applyFilter) {
 /** Replace the row's data-cell cells by those the server renders now (from its host's
  * list, stopped ones included, so a container just stopped is still there). */
 async function refreshRow(tr) {
-  const html = await request(`${listUrl(tr.dataset.host)}?all=1`, { accept: "text/html" });
+  // Accepting anything, as htmx does: signed out meanwhile is then the API's 401 error,
+  // not a redirect to the sign-in page.
+  const html = await request(`${listUrl(tr.dataset.host)}?all=1`, { accept: "*/*" });
   const doc = new DOMParser().parseFromString(html, "text/html");
   const failure = doc.querySelector(".host-failure .error-message");
   if (failure) throw new Error(failure.textContent);
