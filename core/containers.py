@@ -1,5 +1,5 @@
-"""The normalised container models of api.md, shared by every source, and their formats
-(timestamps, container references). Docker's JSON becomes these models in
+"""The normalised container models (schemas in docs/api.md), shared by every source,
+and their formats (timestamps, container references). Docker's JSON becomes these models in
 :mod:`.normalise`."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from .errors import BadRequest, NotFound
 State = Literal["running", "paused", "exited", "created", "restarting", "dead", "removing"]
 STATES: tuple[str, ...] = ("running", "paused", "exited", "created", "restarting", "dead")
 
-# api.md: a container id (hex, 12-64) or a name. Anything else is refused before any host
-# is contacted; the SSH source additionally single-quotes what passes.
+# A container ref is a container id (hex, 12-64) or a name. Anything else is refused
+# before any host is contacted; the SSH source additionally single-quotes what passes.
 REF_PATTERN = re.compile(r"^(?:[0-9a-f]{12,64}|[A-Za-z0-9][A-Za-z0-9_.-]{0,127})$")
 ACTIONS: tuple[str, ...] = ("start", "stop", "restart", "pause", "unpause", "kill", "remove")
 
@@ -155,7 +155,7 @@ class Stats(BaseModel):
 
 
 class ContainerSummary(BaseModel):
-    """One row of a container list (api.md "Normalised container (list)")."""
+    """One row of a container list (schema ContainerSummary in docs/api.md)."""
 
     id: str
     name: str

@@ -1,4 +1,4 @@
-"""API errors and the middleware that renders them in api.md's shape."""
+"""API errors and the middleware that renders them in the one error shape (docs/api.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Docker's JSON -> the normalised container model of api.md: the one normaliser.
+"""Docker's JSON -> the normalised container model (docs/api.md): the one normaliser.
 
 Every source ends here, so a container reads the same whichever way it was read:
 
@@ -50,7 +50,7 @@ _WITH_CODE = re.compile(r"^(?:Exited|Restarting) \(-?\d+\)")
 
 def normalise_state(raw: str | None) -> str:
     """A state word, or a docker CLI/Engine status phrase ("Up 2 minutes (Paused)",
-    "Exited (0) 3 hours ago", "Removal In Progress"), as one of api.md's states."""
+    "Exited (0) 3 hours ago", "Removal In Progress"), as one of the model's states."""
     value = (raw or "").strip().lower()
     if value in _KNOWN_STATES:
         return value
@@ -185,7 +185,7 @@ def detail_dict_from_inspect(
     stats: Mapping[str, Any] | Stats | None = None,
     mask: EnvMask = mask_env,
 ) -> dict[str, Any]:
-    """An inspect document -> api.md's container detail as plain JSON-ready dicts.
+    """An inspect document -> the container detail (docs/api.md) as plain JSON-ready dicts.
 
     The fields of :class:`ContainerDetail` exactly; the list row is its
     :class:`ContainerSummary` fields. ``stats`` is a sample with the :class:`Stats`

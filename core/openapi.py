@@ -37,7 +37,7 @@ OPENAPI_PATH = "/api/openapi.json"
 OPENAPI_VERSION = "3.1.0"
 REF = "#/components/schemas/{model}"
 ERROR_SCHEMA = "Error"
-# What each error status means in this API (api.md's list, plus the bounds).
+# What each error status means in this API (the statuses docs/api.md lists, plus the bounds).
 ERROR_STATUSES: dict[int, str] = {
     400: "Bad input (malformed JSON, an invalid reference or parameter).",
     401: "No credentials, or bad ones.",

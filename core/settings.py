@@ -1,4 +1,4 @@
-"""Runtime settings, read once from the environment (api.md "Environment")."""
+"""Runtime settings, read once from the environment (every variable: docs/configuration.md)."""
 
 from __future__ import annotations
 

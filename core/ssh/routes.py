@@ -1,4 +1,4 @@
-"""``/api/ssh/targets``: CRUD and host-key scanning (api.md "Source ssh")."""
+"""``/api/ssh/targets``: CRUD and host-key scanning (reference: docs/api.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Validated agent reports -> api.md's normalised containers (plain dicts), and lookups.
+"""Validated agent reports -> the normalised containers (docs/api.md) (plain dicts), and lookups.
 
 Each container of a report is a trimmed ``docker inspect`` document, so it goes through
 the core's normaliser (``archnest.detail_dict_from_inspect``) like every other source's

@@ -26,7 +26,7 @@ CAPABILITIES = Capabilities(manage=False, exec=False, logs=False, stats=True)
 
 
 def host_entry(row: HostRow, stale_seconds: int) -> dict[str, Any]:
-    """api.md's ``GET /api/agents/docker/hosts`` item (plus a few extra facts)."""
+    """A ``GET /api/agents/docker/hosts`` item (docs/api.md) (plus a few extra facts)."""
     return {
         "host": row.host,
         "last_report_at": iso_utc(row.received_at),

@@ -1,7 +1,7 @@
 """Every command the ``ssh`` source runs on a host is built here, and only here.
 
-Rules (design.md, "No command injection, ever"): verbs come from a fixed set; format
-strings are constants; a container ref must pass ``validate_ref`` (the api.md
+Rules (docs/security.md, "No command injection"): verbs come from a fixed set; format
+strings are constants; a container ref must pass ``validate_ref`` (the documented
 allowlist) and is then single-quoted; numbers are rendered from ints. Every word is
 passed through ``shlex.quote``, and ``--`` ends option parsing before the ref, so even
 a ref that somehow began with ``-`` could not become an option.

@@ -192,7 +192,7 @@ def tls_hint(cfg: EngineConfig, reason: str) -> str:
 
 @contextmanager
 def engine_errors(cfg: EngineConfig, what: str = "") -> Iterator[None]:
-    """Translate aiodocker/aiohttp errors of ``cfg`` into api.md's errors."""
+    """Translate aiodocker/aiohttp errors of ``cfg`` into the API's errors (docs/api.md)."""
     where = f"cannot connect to engine at {cfg.url}"
     try:
         yield

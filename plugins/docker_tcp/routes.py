@@ -1,4 +1,4 @@
-"""HTTP routes of the ``docker`` source (api.md "Source docker")."""
+"""HTTP routes of the ``docker`` source (reference: docs/api.md)."""
 
 from __future__ import annotations
 
