@@ -87,7 +87,7 @@ async def timed_source(source, key: str, n: int) -> list[float]:  # type: ignore
 async def main(args: argparse.Namespace) -> int:
     from aiohttp import web
     from archnest import DB_KEY, SOURCES_KEY, Settings, create_app
-    from archnest.auth import create_token, create_user
+    from archnest.users import create_token, create_user
 
     logging.basicConfig(level=logging.WARNING)
     raw = aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=args.socket))

@@ -81,7 +81,7 @@ class InProcessApp:
     async def start(self) -> tuple[str, dict[str, str]]:
         from aiohttp import web
         from archnest import DB_KEY, Settings, create_app
-        from archnest.auth import create_token, create_user
+        from archnest.users import create_token, create_user
 
         settings = Settings(
             data_dir=Path(tempfile.mkdtemp(prefix="archnest-bench-ssh-")),

@@ -9,14 +9,8 @@ other submodule is internal, and import-linter keeps plugins out of them.
 from __future__ import annotations
 
 from .app import create_app
-from .auth import (
-    current_user,
-    public,
-    read_body_limited,
-    require_json,
-    websocket,
-)
-from .bodies import read_model
+from .auth import current_user, public, websocket
+from .bodies import read_body_limited, read_model, require_json
 from .container_routes import add_container_routes
 from .containers import (
     REF_PATTERN,

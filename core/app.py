@@ -10,12 +10,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from . import migrate
-from .auth import (
-    CredentialCache,
-    count_users,
-    create_user,
-    make_auth_middleware,
-)
+from .auth import make_auth_middleware
 from .db import Database
 from .errors import error_middleware
 from .headers import setup_security_headers
@@ -37,6 +32,7 @@ from .secrets import SecretBox
 from .settings import Settings
 from .sources import HostSource
 from .streams import StreamLimits, StreamRegistry
+from .users import CredentialCache, count_users, create_user
 from .web import setup_templates
 
 log = logging.getLogger("archnest.app")

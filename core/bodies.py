@@ -1,4 +1,5 @@
-"""Request bodies validated by the same pydantic model that documents them.
+"""Request bodies: size-capped reads, JSON objects, and validation by the same pydantic
+model that documents them.
 
 A handler declares its body once, ``@operation(request=Model)``, and reads it with
 ``await read_model(request, Model, max_bytes)``: the schema in ``GET /api/openapi.json``
@@ -7,17 +8,69 @@ is then the one that is enforced, with no hand-written type checks beside it.
 
 from __future__ import annotations
 
+import json
 from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from .auth import require_json
-from .errors import BadRequest
+from .errors import BadRequest, PayloadTooLarge
 
 M = TypeVar("M", bound=BaseModel)
 # Enough to fix a body in one go; a body wrong everywhere does not get a page of text.
 MAX_REPORTED_ERRORS = 5
+
+
+async def read_body_limited(request: web.Request, max_bytes: int) -> bytes:
+    """Read the body, refusing with 413 as soon as it exceeds ``max_bytes``.
+
+    Checks Content-Length first, then counts while streaming so an unbounded or lying
+    chunked body is never buffered whole.
+    """
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise PayloadTooLarge(f"body larger than {max_bytes} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await request.content.read(64 * 1024)
+        if not chunk:
+            break
+        size += len(chunk)
+        if size > max_bytes:
+            raise PayloadTooLarge(f"body larger than {max_bytes} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def require_json(request: web.Request, max_bytes: int = 1024 * 1024) -> dict:
+    """Parse a JSON object body with a size cap; 400/413 with a clear message otherwise."""
+    body = await read_body_limited(request, max_bytes)
+    try:
+        data = json.loads(body or b"null")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"malformed JSON: {exc}", code="malformed_json") from exc
+    if not isinstance(data, dict):
+        raise BadRequest("expected a JSON object", code="malformed_json")
+    # JSON may escape half a surrogate pair ("\ud800"): valid JSON, but not text; it
+    # would fail later, as a 500, wherever it is encoded (database, crypto, TLS).
+    if (b"\\ud" in body or b"\\uD" in body) and not _is_text(data):
+        raise BadRequest("malformed JSON: a string holds a lone surrogate", code="malformed_json")
+    return data
+
+
+def _is_text(value: Any) -> bool:
+    """Every string in ``value``, keys too, encodes as UTF-8."""
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, dict):
+        return all(_is_text(k) and _is_text(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_is_text(v) for v in value)
+    return True
 
 
 async def read_model(request: web.Request, model: type[M], max_bytes: int = 1024 * 1024) -> M:

@@ -16,12 +16,12 @@ from aiohttp import web
 
 from . import migrate
 from .app import configure_logging, create_app
-from .auth import create_token, create_user
 from .client_address import access_logger_class
 from .db import Database
 from .errors import ApiError
 from .plugins import build_plugin_manager, loaded_plugins
 from .settings import Settings
+from .users import create_token, create_user
 
 
 def _with_db(fn: Callable[[Database, Settings], Awaitable[Any]]) -> Any:

@@ -155,7 +155,7 @@ class Stats(BaseModel):
 
 
 class ContainerSummary(BaseModel):
-    """One row of a container list (schema ContainerSummary in docs/api.md)."""
+    """One row of a container list."""
 
     id: str
     name: str

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pluggy
 from aiohttp import web
 
-from .auth import CredentialCache
 from .db import Database
 from .login_throttle import LoginThrottle, PasswordVerifier
 from .secrets import SecretBox
 from .settings import Settings
 from .sources import HostSource
 from .streams import StreamRegistry
+from .users import CredentialCache
 
 SETTINGS_KEY = web.AppKey("archnest_settings", Settings)
 DB_KEY = web.AppKey("archnest_db", Database)

@@ -16,9 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
-from .auth import verify_password
 from .errors import TooManyRequests, Unauthorized
 from .settings import Settings
+from .users import verify_password
 
 
 class RateLimiter:

@@ -18,9 +18,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from .app import create_app
-from .auth import create_token, create_user
 from .keys import DB_KEY
 from .settings import Settings
+from .users import create_token, create_user
 
 ADMIN_PASSWORD = "admin-password-1"
 

@@ -12,16 +12,7 @@ import jinja2
 from aiohttp import web
 from pydantic import BaseModel
 
-from .auth import (
-    SESSION_COOKIE,
-    SESSION_TTL,
-    authenticate,
-    create_session,
-    current_user,
-    delete_session,
-    public,
-    same_origin,
-)
+from .auth import SESSION_COOKIE, current_user, public, same_origin
 from .bodies import read_model
 from .client_address import client_address
 from .db import User
@@ -38,6 +29,7 @@ from .openapi import Content, operation
 from .plugin_types import Assets, NavItem
 from .plugins import flatten
 from .secrets import sha256_hex
+from .users import SESSION_TTL, authenticate, create_session, delete_session
 
 HERE = Path(__file__).resolve().parent
 LOGIN_FAILED = "invalid username or password"

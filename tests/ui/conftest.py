@@ -16,9 +16,9 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 from archnest import Settings, create_app
-from archnest.auth import create_token, create_user
 from archnest.keys import DB_KEY
 from archnest.testing import ADMIN_PASSWORD
+from archnest.users import create_token, create_user
 
 REPO = Path(__file__).resolve().parents[2]
 AGENT_SCRIPT = REPO / "agent" / "archnest-docker-agent.sh"
