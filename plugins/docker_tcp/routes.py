@@ -24,6 +24,8 @@ MAX_BODY = 256 * 1024  # PEM material is a few KiB; anything bigger is not an en
 # Request bodies: validated by these models (``read_model``), so what the document says
 # is what is enforced; an unknown field is refused rather than silently ignored.
 STRICT = ConfigDict(extra="forbid")
+# PEM is printable ASCII with line breaks (RFC 7468); OpenSSL takes nothing else.
+PEM_TEXT = r"^[\t\n\r\x20-\x7e]*$"
 
 
 class TlsInput(BaseModel):
@@ -32,9 +34,9 @@ class TlsInput(BaseModel):
 
     model_config = STRICT
 
-    ca: str | None = None
-    cert: str | None = None
-    key: str | None = None
+    ca: str | None = Field(None, pattern=PEM_TEXT)
+    cert: str | None = Field(None, pattern=PEM_TEXT)
+    key: str | None = Field(None, pattern=PEM_TEXT)
     verify: bool = True
 
 

@@ -23,6 +23,8 @@ def build_ssl_context(
             ctx.load_verify_locations(cadata=ca_pem)
         except ssl.SSLError as exc:
             raise ValueError(f"the CA certificate is not valid PEM: {exc.reason}") from exc
+        except TypeError as exc:  # not ASCII: the ssl module refuses it before OpenSSL
+            raise ValueError("the CA certificate is not valid PEM (not ASCII)") from exc
     else:
         ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
     if not verify:
