@@ -9,10 +9,19 @@ import { apiUrl, describe, listUrl, request, showStatus } from "./api.js";
 import { state } from "./state.js";
 
 let listEl = null;
+let requested = ""; // what the list's latest request asked for
 
-/** Load the list of the chosen host again. */
+function wanted() {
+  return `${listUrl(state.host)} ${document.getElementById("show-stopped").checked}`;
+}
+
+/** Load the list of the chosen host again, unless that very list is on its way: a newer
+ * request replaces one in flight (hx-sync), and htmx reports each request it aborts as
+ * an error, so a click on the host chosen automatically a moment before sends nothing. */
 export function reloadList() {
-  if (listEl && state.host) htmx.trigger(listEl, "archnest:load");
+  if (!listEl || !state.host) return;
+  if (listEl.classList.contains("htmx-request") && requested === wanted()) return;
+  htmx.trigger(listEl, "archnest:load");
 }
 
 export function initList({ currentHostLink }) {
@@ -44,8 +53,12 @@ export function initList({ currentHostLink }) {
   // until one is chosen. "Show stopped" adds all=1 itself (hx-include).
   listEl.addEventListener("htmx:configRequest", (e) => {
     if (e.target !== listEl) return;
-    if (!state.host) e.preventDefault();
-    else e.detail.path = listUrl(state.host);
+    if (!state.host) {
+      e.preventDefault();
+      return;
+    }
+    e.detail.path = listUrl(state.host);
+    requested = wanted();
   });
 
   listEl.addEventListener("htmx:afterSwap", (e) => {
