@@ -33,8 +33,6 @@ log = logging.getLogger("archnest.ui")
 # Host statuses in the order the selector sorts them within a source group.
 STATUS_ORDER = {"ok": 0, "stale": 1, "unknown": 2, "error": 3}
 MANAGE_ACTIONS = ("start", "stop", "restart", "pause", "unpause", "remove")
-# States in which a row offers "Stop" rather than "Start" (as in app.js).
-LIVE_STATES = ("running", "paused", "restarting")
 
 
 # The pages and htmx partials are routes like any other, so they are in the OpenAPI
@@ -169,7 +167,6 @@ def _table_context(request: web.Request, hosts: list[HostInfo]) -> dict[str, Any
     return {
         "ref_of": _ref_of,
         "manageable": {h.id for h in hosts if admin and h.capabilities.manage},
-        "live_states": LIVE_STATES,
     }
 
 
