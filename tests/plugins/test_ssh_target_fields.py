@@ -141,7 +141,7 @@ async def test_archnest_ssh_target_fields(
     for bad in ({"weight": "5"}, {"weight": True}, {"colour": 7}):
         r = await c.post("/api/ssh/targets", json=_target("b", **bad), headers=h)
         assert r.status == 400, bad
-        assert (await r.json())["error"]["code"] == "invalid_target"
+        assert (await r.json())["error"]["code"] == "invalid_body"
     r = await c.patch(f"/api/ssh/targets/{a['id']}", json={"name": "a3", "weight": "x"}, headers=h)
     assert r.status == 400
     assert len(await (await c.get("/api/ssh/targets", headers=h)).json()) == 1
