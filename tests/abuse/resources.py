@@ -82,3 +82,14 @@ def descendants(pid: int) -> list[tuple[int, str]]:
 def remote_commands(sshd_pid: int, needle: str) -> list[str]:
     """Command lines under ``sshd_pid`` containing ``needle`` (e.g. "docker logs")."""
     return [cmd for _, cmd in descendants(sshd_pid) if needle in cmd]
+
+
+def fd_targets(pid: int | str = "self") -> list[str]:
+    """What each descriptor points at (for a readable failure message)."""
+    out = []
+    for fd in sorted(os.listdir(f"/proc/{pid}/fd"), key=int):
+        try:
+            out.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except OSError:
+            continue
+    return out

@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestClient
 from archnest.keys import STREAMS_KEY
 from archnest.ssh import SSH_POOL_KEY
 
-from tests.abuse.resources import fd_count, remote_commands, tcp_connections_to
+from tests.abuse.resources import fd_count, fd_targets, remote_commands, tcp_connections_to
 from tests.docker_tcp.conftest import add_engine, engine_body
 from tests.ssh.conftest import target_payload
 from tests.testenv import TestEnv
@@ -74,8 +74,15 @@ async def test_200_dropped_docker_follows_leave_no_connection(
     env.run_container("chatty", CHATTY)
     env.run_container("quiet", QUIET)
     base = f"/api/hosts/docker:{engine}"
-    await _host_still_works(archnest_client, admin_headers, base, "quiet")  # warm the pool
-    fds_before = fd_count()
+    await _host_still_works(archnest_client, admin_headers, base, "quiet")
+    # A first wave at the same concurrency brings the database and engine pools to the
+    # size they keep; what stays open after that is what the follows leave behind.
+    await _drop_follows(
+        archnest_client, admin_headers, f"{base}/containers/quiet/logs?follow=1&tail=1", 10
+    )
+    streams = archnest_client.app[STREAMS_KEY]
+    assert await _settle(lambda: streams.count("follow") == 0)
+    fds_before, targets_before = fd_count(), fd_targets()
     conns_before = tcp_connections_to(env.docker_tcp_port)
 
     # 200 in waves of 10 (the per-user bound is 20), a chatty and a quiet container: a
@@ -85,11 +92,10 @@ async def test_200_dropped_docker_follows_leave_no_connection(
         await _drop_follows(
             archnest_client, admin_headers, f"{base}/containers/{name}/logs?follow=1&tail=1", 10
         )
-    streams = archnest_client.app[STREAMS_KEY]
     assert await _settle(lambda: streams.count("follow") == 0)
     settled = await _settle(lambda: tcp_connections_to(env.docker_tcp_port) <= conns_before)
     assert settled, (tcp_connections_to(env.docker_tcp_port), conns_before)
-    assert fd_count() <= fds_before + 2, (fd_count(), fds_before)
+    assert fd_count() <= fds_before + 2, _fd_growth(targets_before)
     await _host_still_works(archnest_client, admin_headers, base, "quiet")
 
 
@@ -110,7 +116,11 @@ async def test_30_dropped_ssh_follows_leave_no_channel_or_process(
     base = f"/api/hosts/ssh:{target}"
     await _host_still_works(archnest_client, admin_headers, base, "quiet")
     pool = archnest_client.app[SSH_POOL_KEY]
-    fds_before = fd_count()
+    await _drop_follows(
+        archnest_client, admin_headers, f"{base}/containers/quiet/logs?follow=1&tail=1", 2
+    )
+    assert await _settle(lambda: pool.connection_info(target)["streams"] == 0)
+    fds_before, targets_before = fd_count(), fd_targets()
     sshd = env.ssh_target.pid
 
     # Waves as large as the pool's stream channels allow (the rest are kept for lists).
@@ -126,5 +136,11 @@ async def test_30_dropped_ssh_follows_leave_no_channel_or_process(
     )
     info = pool.connection_info(target)
     assert info["connects"] == 1, info  # one connection throughout: nothing was torn down
-    assert fd_count() <= fds_before + 2, (fd_count(), fds_before)
+    assert fd_count() <= fds_before + 2, _fd_growth(targets_before)
     await _host_still_works(archnest_client, admin_headers, base, "quiet")
+
+
+def _fd_growth(before: list[str]) -> str:
+    after = fd_targets()
+    grown = [t for t in after if after.count(t) > before.count(t)]
+    return f"{len(before)} -> {len(after)} descriptors; more of: {sorted(set(grown))}"
