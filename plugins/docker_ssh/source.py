@@ -38,13 +38,12 @@ from archnest import (
     validate_ref,
 )
 from archnest.ssh import SSH_POOL_KEY, PooledProcess, SshPool, SshResult
-from archnest.ssh import list_targets as list_ssh_targets
 
 from . import commands
 from .engine import EngineFastPath
 from .parse import make_line, merge_logs, parse_ps, parse_stats, split_timestamp
 from .settings import DockerSshSettings
-from .targets import docker_target_ids
+from .targets import docker_targets
 
 CAPABILITIES = Capabilities(manage=True, exec=True, logs=True, stats=True)
 _CONFLICT_HINTS = (
@@ -210,7 +209,6 @@ class SshDockerSource(HostSource):
         return check(await self.pool.run(target, build(sudo, *args, **kw)), ref)
 
     async def list_hosts(self) -> list[HostInfo]:
-        docker_ids = await docker_target_ids(self._app[DB_KEY])
         return [
             HostInfo(
                 id=self.host_id(t.id),  # type: ignore[arg-type]
@@ -219,8 +217,7 @@ class SshDockerSource(HostSource):
                 capabilities=CAPABILITIES,
                 details={"host": t.host, "port": t.port, "username": t.username, "jump": t.jump},
             )
-            for t in await list_ssh_targets(self._app[DB_KEY])
-            if t.id in docker_ids
+            for t in await docker_targets(self._app[DB_KEY])
         ]
 
     async def probe(self, key: str) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from archnest import Database
-from archnest.ssh import SshTargetFields
+from archnest.ssh import SshTarget, SshTargetFields
 from pydantic import BaseModel
 from sqlalchemy import Column, ForeignKey, Integer, delete
 from sqlmodel import Field, SQLModel, select
@@ -69,8 +69,14 @@ class DockerSshTargetFields(SshTargetFields):
         )
 
 
-async def docker_target_ids(db: Database) -> set[int]:
-    """The targets flagged ``docker``: the hosts of the ``ssh`` source."""
+async def docker_targets(db: Database) -> list[SshTarget]:
+    """The targets flagged ``docker``: the hosts of the ``ssh`` source, in one query (the
+    all-hosts page asks for them on every refresh)."""
     async with db.session() as s:
-        query = select(DockerSshTarget.target_id).where(DockerSshTarget.docker == True)  # noqa: E712
-        return set((await s.exec(query)).all())
+        query = (
+            select(SshTarget)
+            .join(DockerSshTarget, DockerSshTarget.target_id == SshTarget.id)  # type: ignore[arg-type]
+            .where(DockerSshTarget.docker == True)  # noqa: E712
+            .order_by(SshTarget.id)  # type: ignore[arg-type]
+        )
+        return list((await s.exec(query)).all())
