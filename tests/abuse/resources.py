@@ -4,6 +4,7 @@ and the processes a daemon (sshd) runs on behalf of the app."""
 from __future__ import annotations
 
 import os
+from collections import Counter
 from pathlib import Path
 
 
@@ -23,10 +24,12 @@ def _socket_inodes(pid: int | str) -> set[str]:
     return inodes
 
 
-def tcp_connections_to(port: int, pid: int | str = "self") -> int:
-    """Established TCP connections of ``pid`` whose remote end is ``port`` (loopback)."""
+def tcp_states_to(port: int, pid: int | str = "self") -> Counter[str]:
+    """TCP states (``/proc/net/tcp`` hex codes: "01" established, "08" CLOSE_WAIT, a
+    socket the peer closed but we did not) of ``pid``'s sockets whose remote end is
+    ``port`` (loopback)."""
     mine = _socket_inodes(pid)
-    count = 0
+    states: Counter[str] = Counter()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             lines = Path(table).read_text().splitlines()[1:]
@@ -34,10 +37,14 @@ def tcp_connections_to(port: int, pid: int | str = "self") -> int:
             continue
         for line in lines:
             fields = line.split()
-            remote_port = int(fields[2].rsplit(":", 1)[1], 16)
-            if remote_port == port and fields[3] == "01" and fields[9] in mine:
-                count += 1
-    return count
+            if int(fields[2].rsplit(":", 1)[1], 16) == port and fields[9] in mine:
+                states[fields[3]] += 1
+    return states
+
+
+def tcp_connections_to(port: int, pid: int | str = "self") -> int:
+    """Established TCP connections of ``pid`` whose remote end is ``port`` (loopback)."""
+    return tcp_states_to(port, pid)["01"]
 
 
 def unix_connections_to(path: str, pid: int | str = "self") -> int:

@@ -43,6 +43,7 @@ from tests.abuse.resources import (
     fd_count,
     remote_commands,
     tcp_connections_to,
+    tcp_states_to,
     unix_connections_to,
 )
 from tests.agent.payloads import make_report
@@ -452,26 +453,6 @@ def _alive(pid: int) -> bool:
 # --- PostgreSQL restarted under load --------------------------------------------------
 
 
-def _tcp_states_to(port: int) -> Counter[str]:
-    """TCP states of this process's sockets whose remote end is ``port`` (a socket the
-    peer closed but we did not shows as CLOSE_WAIT, "08")."""
-    mine = set()
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            mine.add(target[8:-1])
-    states: Counter[str] = Counter()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            if int(fields[2].rsplit(":", 1)[1], 16) == port and fields[9] in mine:
-                states[fields[3]] += 1
-    return states
-
-
 async def test_postgres_restarted_under_load(
     aiohttp_client: Callable[..., Any], tmp_path: Path, own_postgres: StandalonePostgres
 ) -> None:
@@ -555,7 +536,7 @@ async def test_postgres_restarted_under_load(
         warm = await load.stop()
     assert warm and all(truthful(o) for o in warm), "\n".join(map(str, warm[:5]))
     fds_before = await _settle(lambda: fd_count(), 1)
-    pg_before = sum(_tcp_states_to(pg.port).values())
+    pg_before = sum(tcp_states_to(pg.port).values())
 
     async with _http(client) as http:
         load = start_load(http)
@@ -604,8 +585,8 @@ async def test_postgres_restarted_under_load(
 
     # The connections that died with the server were closed, not left half-open, and
     # nothing else was left behind.
-    states = await _settle(lambda: (s := _tcp_states_to(pg.port)) and set(s) == {"01"} and s, 5)
-    assert states, f"sockets to PostgreSQL: {_tcp_states_to(pg.port)}"
+    states = await _settle(lambda: (s := tcp_states_to(pg.port)) and set(s) == {"01"} and s, 5)
+    assert states, f"sockets to PostgreSQL: {tcp_states_to(pg.port)}"
     pg_after = sum(states.values())
     # Every one of them is the pool's (idle, or held like the agent store's writer's).
     pool = client.app[DB_KEY].engine.pool
