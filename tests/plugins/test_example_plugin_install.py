@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tests.testenv import TestEnv
-from tests.testenv.procs import free_port, port_open, wait_until
+from tests.testenv.serve import serve_installed
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "archnest-example-plugin"
@@ -74,27 +74,8 @@ class Venv:
 
     @contextmanager
     def serve(self, log: Path) -> Iterator[str]:
-        port = free_port()
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                [str(self.bin / "archnest"), "serve", "--host", "127.0.0.1", "--port", str(port)],
-                env=self.env,
-                cwd=self.cwd,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        try:
-            wait_until(
-                "archnest serve", lambda: port_open(port), timeout=30, proc=proc, log_path=log
-            )
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        with serve_installed(self.bin / "archnest", self.env, self.cwd, log, timeout=30) as base:
+            yield base
 
 
 class Browser:

@@ -9,7 +9,8 @@ import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import aiohttp
@@ -22,6 +23,37 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@contextmanager
+def serve_installed(
+    archnest: str | Path, env: Mapping[str, str], cwd: Path, log: Path, timeout: float = 60
+) -> Iterator[str]:
+    """An installed ``archnest`` executable serving on a free loopback port (its output in
+    ``log``); yields the base URL, then terminates it (SIGKILL after 10 s)."""
+    from .procs import port_open, wait_until
+
+    port = free_port()
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(archnest), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=dict(env),
+            cwd=cwd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_until(
+            "archnest serve", lambda: port_open(port), timeout=timeout, proc=proc, log_path=log
+        )
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 class ServedApp:

@@ -28,7 +28,8 @@ from playwright.async_api import expect
 
 from tests.docker_tcp.conftest import engine_body
 from tests.testenv import TestEnv
-from tests.testenv.procs import free_port, port_open, wait_until
+from tests.testenv.procs import free_port
+from tests.testenv.serve import serve_installed
 
 from .conftest import PageWatch, login
 
@@ -61,27 +62,10 @@ class Installed:
 
     @contextmanager
     def serve(self, log: Path, env: dict[str, str]) -> Iterator[str]:
-        port = free_port()
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                [self.bin("archnest"), "serve", "--host", "127.0.0.1", "--port", str(port)],
-                env={**self.env, **env},
-                cwd=self.root.parent,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        try:
-            wait_until(
-                "archnest serve", lambda: port_open(port), timeout=60, proc=proc, log_path=log
-            )
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        with serve_installed(
+            self.bin("archnest"), {**self.env, **env}, self.root.parent, log, timeout=60
+        ) as base:
+            yield base
 
 
 def _checked(proc: subprocess.CompletedProcess[str]) -> str:
