@@ -9,7 +9,7 @@ other submodule is internal, and import-linter keeps plugins out of them.
 from __future__ import annotations
 
 from .app import create_app
-from .auth import current_user, public, websocket
+from .auth import admin_only, current_user, public, websocket
 from .bodies import read_body_limited, read_model, require_json
 from .container_routes import add_container_routes
 from .containers import (
@@ -106,6 +106,7 @@ __all__ = [
     "TooManyRequests",
     "Unauthorized",
     "add_container_routes",
+    "admin_only",
     "create_app",
     "current_user",
     "detail_dict_from_inspect",

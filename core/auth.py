@@ -2,9 +2,12 @@
 
 Policy (enforced in one middleware, checked by a test that walks the router):
 GET/HEAD/OPTIONS need any signed-in user; every other method and every handler marked
-``@websocket`` needs an admin; handlers marked ``@public`` do their own checks (login,
-the agent ingest with its own token). Cookie-authenticated unsafe requests and
-WebSockets must come from the same origin. Credentials themselves: :mod:`.users`.
+``@websocket`` or ``@admin_only`` (the Settings pages: viewers never see them) needs an
+admin; handlers marked ``@self_service`` act only on the caller's own account (own
+password, own API tokens) and need any signed-in user whatever their method; handlers
+marked ``@public`` do their own checks (login, the agent ingest with its own token).
+Cookie-authenticated unsafe requests and WebSockets must come from the same origin.
+Credentials themselves: :mod:`.users`.
 """
 
 from __future__ import annotations
@@ -39,6 +42,27 @@ def websocket(handler: H) -> H:
     return handler
 
 
+def admin_only(handler: H) -> H:
+    """Mark a read-only handler admin-only (settings pages and lists of credentials)."""
+    handler.__archnest_admin_only__ = True  # type: ignore[attr-defined]
+    return handler
+
+
+def self_service(handler: H) -> H:
+    """Mark a handler open to any signed-in user whatever its method: it acts only on
+    the caller's own account and checks ownership itself (own password, own tokens)."""
+    handler.__archnest_self_service__ = True  # type: ignore[attr-defined]
+    return handler
+
+
+def is_admin_only(handler: Any) -> bool:
+    return bool(getattr(_unwrap(handler), "__archnest_admin_only__", False))
+
+
+def is_self_service(handler: Any) -> bool:
+    return bool(getattr(_unwrap(handler), "__archnest_self_service__", False))
+
+
 def is_public(handler: Any) -> bool:
     return bool(getattr(_unwrap(handler), "__archnest_public__", False))
 
@@ -56,7 +80,9 @@ def required_role(method: str, handler: Any) -> str | None:
     """The role a route needs: None (public), "viewer" or "admin"."""
     if is_public(handler):
         return None
-    if is_websocket(handler) or method.upper() not in SAFE_METHODS:
+    if is_websocket(handler) or is_admin_only(handler):
+        return "admin"
+    if method.upper() not in SAFE_METHODS and not is_self_service(handler):
         return "admin"
     return "viewer"
 

@@ -87,7 +87,9 @@ async def read_model(request: web.Request, model: type[M], max_bytes: int = 1024
     try:
         return model.model_validate(data, strict=True)
     except ValidationError as exc:
-        raise BadRequest(summarise(exc), code="invalid_body") from None
+        first = exc.errors(include_url=False, include_input=False, include_context=False)
+        field = _location(first[0]["loc"]) if first and first[0]["loc"] else None
+        raise BadRequest(summarise(exc), code="invalid_body", field=field) from None
 
 
 def summarise(exc: ValidationError) -> str:

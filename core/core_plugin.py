@@ -13,6 +13,7 @@ from .keys import PM_KEY, SOURCES_KEY
 from .openapi import operation, setup_openapi
 from .plugin_types import Assets, NavItem
 from .plugins import hookimpl, loaded_plugins
+from .settings_ui import setup_settings_ui
 from .ui import setup_ui_routes
 from .web import HERE, setup_auth_routes
 
@@ -72,12 +73,26 @@ def archnest_routes(app: web.Application) -> None:
     setup_auth_routes(app)
     setup_unified_routes(app)
     setup_ui_routes(app)
+    setup_settings_ui(app)
     setup_openapi(app)
 
 
 @hookimpl
 def archnest_nav_items() -> list[NavItem]:
-    return [NavItem("Containers", "/containers", order=10)]
+    return [
+        NavItem("Containers", "/containers", order=10),
+        NavItem("Settings", "/settings", order=90, admin_only=True),
+        NavItem("Account", "/account", order=95),
+    ]
+
+
+@hookimpl
+def archnest_settings_nav() -> list[NavItem]:
+    # The core's own sections; plugins add theirs (Docker engines, Agents, ...).
+    return [
+        NavItem("SSH targets", "/settings/ssh", order=30),
+        NavItem("Users", "/settings/users", order=80),
+    ]
 
 
 @hookimpl

@@ -17,9 +17,18 @@ class ApiError(Exception):
     status = 500
     code = "internal_error"
 
-    def __init__(self, message: str, *, code: str | None = None, status: int | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        field: str | None = None,
+    ):
         super().__init__(message)
         self.message = message
+        # The body field at fault ("port", "tls.ca"): forms show the message beside it.
+        self.field = field
         if code is not None:
             self.code = code
         if status is not None:
@@ -81,8 +90,11 @@ class HostTimeout(ApiError):
     status, code = 504, "host_timeout"
 
 
-def error_response(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+def error_response(status: int, code: str, message: str, field: str | None = None) -> web.Response:
+    error = {"code": code, "message": message}
+    if field is not None:
+        error["field"] = field
+    return web.json_response({"error": error}, status=status)
 
 
 _HTTP_CODES = {
@@ -110,7 +122,7 @@ async def error_middleware(
     try:
         return await handler(request)
     except ApiError as exc:
-        resp = error_response(exc.status, exc.code, exc.message)
+        resp = error_response(exc.status, exc.code, exc.message, exc.field)
         retry_after = getattr(exc, "retry_after", None)
         if retry_after is not None:
             resp.headers["Retry-After"] = str(max(1, math.ceil(retry_after)))

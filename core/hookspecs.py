@@ -75,6 +75,11 @@ def archnest_nav_items(request: web.Request) -> list[NavItem]:
 
 
 @hookspec
+def archnest_settings_nav(request: web.Request) -> list[NavItem]:
+    """Return the plugin's sections of the admin-only Settings area (its side navigation)."""
+
+
+@hookspec
 def archnest_container_panels(
     request: web.Request, host: HostInfo, container: ContainerDetail
 ) -> list[Panel]:

@@ -232,6 +232,11 @@ def _error_schema() -> dict[str, Any]:
                 "properties": {
                     "code": {"type": "string", "description": "Stable machine code."},
                     "message": {"type": "string", "description": "For people."},
+                    "field": {
+                        "type": "string",
+                        "description": "The body field the error is about, when there is"
+                        " one (forms show the message next to it).",
+                    },
                 },
             }
         },

@@ -86,12 +86,22 @@ def nav_items(request: web.Request) -> list[NavItem]:
     return sorted(visible, key=lambda i: (i.order, i.title))
 
 
+def settings_nav(request: web.Request) -> list[NavItem]:
+    """The sections of the Settings area (admins only: viewers get none)."""
+    user = current_user(request)
+    if not (user and user.role == "admin"):
+        return []
+    items = flatten(request.app[PM_KEY].hook.archnest_settings_nav(request=request))
+    return sorted(items, key=lambda i: (i.order, i.title))
+
+
 async def _base_context(request: web.Request) -> dict[str, Any]:
     user = current_user(request)
     return {
         "user": user,
         "is_admin": bool(user and user.role == "admin"),
         "nav_items": nav_items(request) if user else [],
+        "settings_nav": settings_nav(request),
         "request": request,
     }
 

@@ -20,10 +20,11 @@ export function detailUrl(host, ref) {
 }
 
 export class RequestError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, field = null) {
     super(message);
     this.status = status;
     this.code = code;
+    this.field = field; // the body field at fault, when the server names one
   }
 }
 
@@ -36,7 +37,9 @@ export function errorFrom(status, text) {
     // not JSON: described by its status below
   }
   const e = body && body.error;
-  if (e && typeof e.message === "string") return new RequestError(status, e.code || "error", e.message);
+  if (e && typeof e.message === "string") {
+    return new RequestError(status, e.code || "error", e.message, typeof e.field === "string" ? e.field : null);
+  }
   return new RequestError(status, `http_${status}`, `HTTP ${status}`);
 }
 
@@ -52,6 +55,27 @@ export async function request(url, { method = "GET", accept = "application/json"
   const text = await response.text();
   if (!response.ok) throw errorFrom(response.status, text);
   if (accept !== "application/json") return text;
+  return text ? JSON.parse(text) : null;
+}
+
+/** A JSON request that changes something (POST, PATCH, DELETE) with the session
+ * cookie; resolves to the parsed answer (null for 204), rejects with a RequestError. */
+export async function send(url, { method = "POST", body = undefined } = {}) {
+  const headers = { Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let response;
+  try {
+    response = await fetch(url, {
+      method,
+      credentials: "same-origin",
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch {
+    throw new RequestError(0, "unreachable", "the server could not be reached");
+  }
+  const text = await response.text();
+  if (!response.ok) throw errorFrom(response.status, text);
   return text ? JSON.parse(text) : null;
 }
 

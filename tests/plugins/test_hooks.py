@@ -135,6 +135,23 @@ async def test_archnest_nav_items(
     assert '<a href="/hooktest/admin">Hook admin</a>' in admin_page
 
 
+async def test_archnest_settings_nav(
+    archnest_client: TestClient, admin_headers: dict[str, str], viewer_headers: dict[str, str]
+) -> None:
+    resp = await archnest_client.get("/settings/hooktest", headers=admin_headers)
+    assert resp.status == 200
+    html = await resp.text()
+    assert '<p id="hooktest-settings">settings of the hooktest plugin</p>' in html
+    # The side navigation holds the plugin's section (current) beside the core's.
+    assert '<a href="/settings/hooktest" aria-current="page">Hook settings</a>' in html
+    assert 'href="/settings/users"' in html
+    # The page is @admin_only: a viewer is refused, and sees no Settings link anywhere.
+    resp = await archnest_client.get("/settings/hooktest", headers=viewer_headers)
+    assert resp.status == 403
+    viewer_page = await (await archnest_client.get("/hooktest/page", headers=viewer_headers)).text()
+    assert "/settings" not in viewer_page
+
+
 async def test_archnest_container_panels(
     archnest_client: TestClient, hook_plugin: HookPlugin, viewer_headers: dict[str, str]
 ) -> None:

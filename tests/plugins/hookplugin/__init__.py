@@ -22,6 +22,7 @@ from archnest import (
     NotFound,
     Panel,
     PluginSettings,
+    admin_only,
     env_setting,
     hookimpl,
 )
@@ -108,7 +109,14 @@ class HookPlugin:
 
         app.router.add_get("/api/hooktest/items", read)
         app.router.add_post("/api/hooktest/items", write)
+
+        @admin_only
+        @aiohttp_jinja2.template(f"{NAMESPACE}/settings.html")
+        async def settings_page(request: web.Request) -> dict[str, Any]:
+            return {}
+
         app.router.add_get("/hooktest/page", page)
+        app.router.add_get("/settings/hooktest", settings_page)
 
     @hookimpl
     def archnest_cleanup_ctx(self, app: web.Application):  # type: ignore[no-untyped-def]
@@ -135,6 +143,10 @@ class HookPlugin:
             NavItem("Hook test", "/hooktest/page", order=90),
             NavItem("Hook admin", "/hooktest/admin", order=91, admin_only=True),
         ]
+
+    @hookimpl
+    def archnest_settings_nav(self, request: web.Request) -> list[NavItem]:
+        return [NavItem("Hook settings", "/settings/hooktest", order=95)]
 
     @hookimpl
     def archnest_container_panels(
