@@ -21,6 +21,10 @@ from ..errors import BadRequest, HostError, HostTimeout
 
 class HostKeyNotTrusted(HostError):
     code = "host_key_not_trusted"
+    # The key the server presented ("ssh-ed25519 AAAA..."), when it got that far, and the
+    # keys pinned for it: a connection test shows them side by side.
+    presented: str | None = None
+    pinned: tuple[str, ...] = ()
 
 
 class SshUnreachable(HostError):
@@ -70,7 +74,9 @@ def parse_host_key(line: str) -> str:
     try:
         key = asyncssh.import_public_key(line.strip())
     except (asyncssh.KeyImportError, ValueError, IndexError) as exc:
-        raise BadRequest(f"invalid host key {line[:40]!r}: {exc}", code="invalid_host_key") from exc
+        raise BadRequest(
+            f"invalid host key {line[:40]!r}: {exc}", code="invalid_host_key", field="host_keys"
+        ) from exc
     return key_line(key)
 
 
@@ -153,9 +159,12 @@ async def connect_one(
     except asyncssh.HostKeyNotVerifiable as exc:
         if client.presented is not None:
             shown = f"{client.presented.get_algorithm()} {fingerprint(client.presented)}"
-            raise HostKeyNotTrusted(
+            error = HostKeyNotTrusted(
                 f"{where}: host key not trusted: presented {shown} ; confirm it with scan-host-key"
-            ) from exc
+            )
+            error.presented = key_line(client.presented)
+            error.pinned = tuple(spec.host_keys)
+            raise error from exc
         raise HostKeyNotTrusted(f"{where}: host key not trusted: {exc.reason}") from exc
     except asyncssh.PermissionDenied as exc:
         raise SshAuthFailed(f"{where}: authentication failed for {spec.username!r}") from exc

@@ -365,11 +365,15 @@ class SshPool:
         finally:
             close_all(hops)
         line = key_line(key)
+        pinned = chain[-1].host_keys
         return {
             "host_key": line,
             "algorithm": key.get_algorithm(),
             "fingerprint": fingerprint(key),
-            "trusted": line in chain[-1].host_keys,
+            "trusted": line in pinned,
+            # The same answer, and the pinned fingerprints to show an old key beside a new.
+            "matches": line in pinned,
+            "pinned": [fingerprint(k) for k in pinned],
         }
 
     async def _reap_idle(self) -> None:

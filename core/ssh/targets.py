@@ -60,7 +60,7 @@ def public_view(t: SshTarget, extra: Mapping[str, Any] | None = None) -> dict[st
 def _str(data: dict, key: str, pattern: re.Pattern, what: str) -> str:
     value = data.get(key)
     if not isinstance(value, str) or not pattern.fullmatch(value):
-        raise BadRequest(f"{key}: {what}", code="invalid_target")
+        raise BadRequest(f"{key}: {what}", code="invalid_target", field=key)
     return value
 
 
@@ -79,16 +79,20 @@ def _apply(
     if "port" in data:
         port = data["port"]
         if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
-            raise BadRequest("port must be an integer 1-65535", code="invalid_target")
+            raise BadRequest("port must be an integer 1-65535", code="invalid_target", field="port")
         t.port = port
     if "auth" in data:
         if data["auth"] not in AUTH_KINDS:
-            raise BadRequest(f"auth must be one of: {', '.join(AUTH_KINDS)}", code="invalid_target")
+            raise BadRequest(
+                f"auth must be one of: {', '.join(AUTH_KINDS)}", code="invalid_target", field="auth"
+            )
         t.auth = data["auth"]
     if "host_keys" in data:
         keys = data["host_keys"]
         if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
-            raise BadRequest("host_keys must be a list of strings", code="invalid_target")
+            raise BadRequest(
+                "host_keys must be a list of strings", code="invalid_target", field="host_keys"
+            )
         t.host_keys = list(dict.fromkeys(parse_host_key(k) for k in keys))
     if "jump" in data:
         jump = data["jump"]
@@ -99,13 +103,15 @@ def _apply(
             )
             or len(jump) > MAX_JUMPS
         ):
-            raise BadRequest(f"jump must be a list of up to {MAX_JUMPS} target ids")
+            raise BadRequest(f"jump must be a list of up to {MAX_JUMPS} target ids", field="jump")
         t.jump = list(jump)
     for key in SECRET_FIELDS:
         if key in data:
             value = data[key]
             if value is not None and not isinstance(value, str):
-                raise BadRequest(f"{key} must be a string or null", code="invalid_target")
+                raise BadRequest(
+                    f"{key} must be a string or null", code="invalid_target", field=key
+                )
             setattr(t, f"{key}_enc", box.encrypt(value))
 
 
@@ -114,31 +120,44 @@ def _check_credentials(t: SshTarget, box: SecretBox) -> None:
     key = box.decrypt(t.private_key_enc)
     if t.auth in ("key", "certificate"):
         if not key:
-            raise BadRequest(f"auth {t.auth!r} needs private_key", code="invalid_target")
+            raise BadRequest(
+                f"auth {t.auth!r} needs private_key", code="invalid_target", field="private_key"
+            )
         try:
             asyncssh.import_private_key(key, box.decrypt(t.passphrase_enc))
         except (asyncssh.KeyImportError, asyncssh.KeyEncryptionError, ValueError) as exc:
-            raise BadRequest(f"private_key: {exc}", code="invalid_target") from exc
+            # A wrong passphrase is the passphrase's fault, anything else the key's.
+            wrong = isinstance(exc, asyncssh.KeyEncryptionError) or "assphrase" in str(exc)
+            where = "passphrase" if wrong else "private_key"
+            raise BadRequest(f"{where}: {exc}", code="invalid_target", field=where) from exc
     if t.auth == "certificate":
         cert = box.decrypt(t.certificate_enc)
         if not cert:
-            raise BadRequest("auth 'certificate' needs certificate", code="invalid_target")
+            raise BadRequest(
+                "auth 'certificate' needs certificate", code="invalid_target", field="certificate"
+            )
         try:
             asyncssh.import_certificate(cert)
         except (asyncssh.KeyImportError, ValueError) as exc:
-            raise BadRequest(f"certificate: {exc}", code="invalid_target") from exc
+            raise BadRequest(
+                f"certificate: {exc}", code="invalid_target", field="certificate"
+            ) from exc
     if t.auth == "password" and not t.password_enc:
-        raise BadRequest("auth 'password' needs password", code="invalid_target")
+        raise BadRequest("auth 'password' needs password", code="invalid_target", field="password")
 
 
 async def _check_jump(s: Any, t: SshTarget) -> None:
     if t.id is not None and t.id in t.jump:
-        raise BadRequest("a target cannot be its own jump host", code="invalid_target")
+        raise BadRequest(
+            "a target cannot be its own jump host", code="invalid_target", field="jump"
+        )
     if len(set(t.jump)) != len(t.jump):
-        raise BadRequest("jump lists a target twice", code="invalid_target")
+        raise BadRequest("jump lists a target twice", code="invalid_target", field="jump")
     for jid in t.jump:
         if await s.get(SshTarget, jid) is None:
-            raise BadRequest(f"jump target {jid} does not exist", code="invalid_target")
+            raise BadRequest(
+                f"jump target {jid} does not exist", code="invalid_target", field="jump"
+            )
 
 
 async def _name_taken(s: Any, name: str, own_id: int | None) -> bool:
@@ -188,14 +207,14 @@ async def create_target(
     """Store a new target (and the plugins' fields, in the same transaction); its view."""
     for key in ("name", "host", "username"):
         if key not in data:
-            raise BadRequest(f"{key} is required", code="invalid_target")
+            raise BadRequest(f"{key} is required", code="invalid_target", field=key)
     t = SshTarget(name="", host="", username="", jump=[], host_keys=[])
     _apply(t, data, box, fields)
     _check_credentials(t, box)
     async with db.session() as s:
         await _check_jump(s, t)
         if await _name_taken(s, t.name, None):
-            raise Conflict(f"an ssh target named {t.name!r} exists")
+            raise Conflict(f"an ssh target named {t.name!r} exists", field="name")
         s.add(t)
         await s.flush()  # the id the plugins' rows refer to
         assert t.id is not None
@@ -222,7 +241,7 @@ async def update_target(
         _check_credentials(t, box)
         await _check_jump(s, t)
         if await _name_taken(s, t.name, t.id):
-            raise Conflict(f"an ssh target named {t.name!r} exists")
+            raise Conflict(f"an ssh target named {t.name!r} exists", field="name")
         current = (await load_values(s, fields, [target_id]))[target_id]
         await save_values(s, fields, target_id, current, data)
         t.updated_at = utcnow()
