@@ -207,6 +207,7 @@ function renderScan(scan) {
 
 function renderPluginFields(values) {
   const box = $("plugin-fields");
+  $("plugin-fieldset").hidden = state.fields.length === 0;
   box.replaceChildren(
     ...state.fields.map((f) => {
       const id = `t-x-${f.name}`;
