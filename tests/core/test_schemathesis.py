@@ -94,7 +94,7 @@ def _narrow(doc: dict[str, Any], env: TestEnv) -> dict[str, Any]:
     urls = [env.docker_tcp_url, env.docker_unix_url, "tcp://127.0.0.1:1", "unix:///nonexistent"]
     for name in ("EngineCreate", "EngineUpdate"):
         schemas[name]["properties"]["url"] = {"type": "string", "enum": urls}
-    for name in ("SshTargetCreate", "SshTargetUpdate"):
+    for name in ("SshTargetCreate", "SshTargetUpdate", "SshTargetTest", "HostKeyScanRequest"):
         props = schemas[name]["properties"]
         props["host"] = {"type": "string", "enum": ["127.0.0.1"]}
         props["port"] = {"type": "integer", "enum": [env.ssh_target.port, 1]}
