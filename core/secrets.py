@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 MASK = "****"
 
 # Substrings of an upper-cased env name that mark its value as secret. Kept in sync with
-# agent/archnest-docker-agent.sh (a test compares both lists).
+# plugins/docker_agent/files/archnest-docker-agent.sh (a test compares both lists).
 SECRET_NAME_PARTS: tuple[str, ...] = (
     "PASSWORD",
     "PASSWD",

@@ -1,4 +1,4 @@
-"""The plugin's one table: the latest accepted report per host."""
+"""The plugin's tables: the latest accepted report per host, and the enrolled hosts."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from sqlalchemy import Column, DateTime, Text
 from sqlmodel import Field, SQLModel
 
 TABLE = "docker_agent_reports"
+ENROLLMENTS_TABLE = "docker_agent_enrollments"
 
 
 class DockerAgentReport(SQLModel, table=True):
@@ -36,3 +37,21 @@ class DockerAgentReport(SQLModel, table=True):
     engine_json: str = Field(sa_column=Column(Text, nullable=False))
     host_facts_json: str = Field(sa_column=Column(Text, nullable=False))
     containers_json: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class DockerAgentEnrollment(SQLModel, table=True):
+    """A host enrolled with its own agent token (docs/docker-agent-monitoring.md).
+
+    Only the SHA-256 of the token is kept: the token is random (256 bits), so a fast
+    hash is as good as a slow one and lets the ingest look a token up by its hash.
+    A revoked host keeps its row (and its last report) until it is enrolled again.
+    """
+
+    __tablename__ = ENROLLMENTS_TABLE
+
+    host: str = Field(primary_key=True, max_length=253)
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    # Naive UTC, like the reports table.
+    created_at: datetime = Field(sa_column=Column(DateTime(), nullable=False))
+    token_issued_at: datetime = Field(sa_column=Column(DateTime(), nullable=False))
+    revoked_at: datetime | None = Field(default=None, sa_column=Column(DateTime(), nullable=True))

@@ -129,7 +129,7 @@ STATS_FIELDS = tuple(AgentStats.__annotations__)
 
 
 class AgentReport(BaseModel):
-    """One snapshot as POSTed by ``agent/archnest-docker-agent.sh``."""
+    """One snapshot as POSTed by ``archnest-docker-agent.sh`` (``files/``)."""
 
     model_config = ConfigDict(extra="ignore")
 

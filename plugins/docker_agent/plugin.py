@@ -8,21 +8,40 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from archnest import DB_KEY, HostSource, MigrationLineage, hookimpl
+from archnest import (
+    DB_KEY,
+    Assets,
+    HostSource,
+    MigrationLineage,
+    NavItem,
+    hookimpl,
+    plugin_settings,
+)
 
 from . import __version__
+from .enrollments import ENROLLMENTS_KEY, EnrollmentStore
+from .page import PAGE_PATH, setup_page
 from .routes import setup_routes
 from .settings import AgentSettings
 from .source import STORE_KEY, AgentHostSource
+from .ssh_install import remote_command
 from .store import ReportStore
+
+HERE = Path(__file__).resolve().parent
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     # Runs after the core's database context (so the table exists) and stops before
     # it; closing drains the writer, so no accepted report is dropped at shutdown.
+    settings = plugin_settings(app, AgentSettings)
+    try:
+        remote_command(settings.ssh_install_root, settings.ssh_sudo)
+    except ValueError as exc:  # a bad setting stops startup, naming the variable
+        raise SystemExit(str(exc)) from None
     store = ReportStore(app[DB_KEY].engine)
     await store.start()
     app[STORE_KEY] = store
+    app[ENROLLMENTS_KEY] = EnrollmentStore(app[DB_KEY].engine)
     try:
         yield
     finally:
@@ -44,16 +63,31 @@ def archnest_host_sources(app: web.Application) -> list[HostSource]:
 @hookimpl
 def archnest_routes(app: web.Application) -> None:
     setup_routes(app)
+    setup_page(app)
+
+
+@hookimpl
+def archnest_settings_nav() -> list[NavItem]:
+    return [NavItem("Agents", PAGE_PATH, order=50)]
+
+
+@hookimpl
+def archnest_assets() -> Assets:
+    return Assets("docker_agent", templates=HERE / "templates", static=HERE / "static")
 
 
 @hookimpl
 def archnest_migrations() -> MigrationLineage:
-    return MigrationLineage("docker_agent", Path(__file__).resolve().parent / "migrations")
+    return MigrationLineage("docker_agent", HERE / "migrations")
 
 
 @hookimpl
 def archnest_plugin_info() -> dict[str, Any]:
-    return {"version": __version__, "sources": ["agent"], "tables": ["docker_agent_reports"]}
+    return {
+        "version": __version__,
+        "sources": ["agent"],
+        "tables": ["docker_agent_reports", "docker_agent_enrollments"],
+    }
 
 
 @hookimpl

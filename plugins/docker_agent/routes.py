@@ -1,11 +1,10 @@
-"""HTTP routes: the token-gated ingest and the viewer read endpoints."""
+"""HTTP routes: the token-gated ingest and the viewer read endpoints (enrollments:
+:mod:`.enroll_routes`)."""
 
 from __future__ import annotations
 
 import contextlib
 import gc
-import hashlib
-import hmac
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 from aiohttp import web
 from archnest import (
     BadRequest,
-    FeatureDisabled,
+    Forbidden,
     NotFound,
     Unauthorized,
     add_container_routes,
@@ -24,6 +23,8 @@ from archnest import (
 )
 from pydantic import BaseModel
 
+from .enroll_routes import setup_enroll_routes
+from .enrollments import ENROLLMENTS_KEY
 from .jsonio import dumps, loads
 from .normalise import EnvMasker, normalise_report
 from .payload import HOST_RE, AgentReport, ReportInvalid, parse_report
@@ -53,37 +54,30 @@ class AgentHostDetail(AgentHost):
     host_facts: dict[str, Any]
 
 
-def _token_ok(presented: str, expected: str) -> bool:
-    # Hash both sides first so the comparison is constant-time in the length too.
-    a = hashlib.sha256(presented.encode()).digest()
-    b = hashlib.sha256(expected.encode()).digest()
-    return hmac.compare_digest(a, b)
-
-
 @public  # not a user route: the agent token below is its own authentication
 @operation(
     "An agent's snapshot of its host",
     description="Validated, normalised, masked and stored; the host's previous report "
-    "stays when this one is refused.",
+    "stays when this one is refused. The shared token (ARCHNEST_AGENT_TOKEN) may report "
+    "any host; a per-host token (an enrollment) only its own host (403 otherwise).",
     request=AgentReport,
     responses={204: None},
-    errors=(400, 401, 413, 503),
+    errors=(400, 401, 403, 413, 503),
     own_auth="agentToken",
 )
 async def ingest_report(request: web.Request) -> web.Response:
     """POST /api/agents/docker/report: validate, normalise, mask, upsert; 204."""
     settings = plugin_settings(request.app, AgentSettings)
-    if not settings.token:
-        raise FeatureDisabled(
-            "agent ingest is disabled: set ARCHNEST_AGENT_TOKEN on the server",
-            code="agent_ingest_disabled",
+    try:
+        # None: the shared token, any host; else the one host this token is enrolled for.
+        enrolled = await request.app[ENROLLMENTS_KEY].authorise(
+            request.headers.get("Authorization", ""), settings.token
         )
-    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not _token_ok(presented.strip(), settings.token):
-        # Worth an operator's attention (a misconfigured agent, or probing); the
-        # presented value is never logged.
+    except Unauthorized:
+        # Worth an operator's attention (a misconfigured or revoked agent, or probing);
+        # the presented value is never logged.
         log.warning("agent report refused: bad or missing token from %s", request.remote)
-        raise Unauthorized("invalid or missing agent token", code="bad_agent_token")
+        raise
     # Bounded read: Content-Length is checked first, then the stream is counted.
     body = await read_body_limited(request, settings.max_report_bytes)
     try:
@@ -92,6 +86,12 @@ async def ingest_report(request: web.Request) -> web.Response:
     except ReportInvalid as exc:
         raise BadRequest(str(exc), code="invalid_report") from None
     del body
+    if enrolled is not None and row["host"] != enrolled:
+        log.warning("agent report refused: a token of %r reported as another host", enrolled)
+        raise Forbidden(
+            f"this agent token is enrolled for host {enrolled!r} and may report only as it",
+            code="host_mismatch",
+        )
     await request.app[STORE_KEY].save(row)
     return web.Response(status=204)
 
@@ -190,6 +190,7 @@ def _host(request: web.Request) -> str:
 
 def setup_routes(app: web.Application) -> None:
     app[MASKER_KEY] = EnvMasker()
+    setup_enroll_routes(app)
     app.router.add_post(f"{PREFIX}/report", ingest_report)
     app.router.add_get(f"{PREFIX}/hosts", list_agent_hosts)
     app.router.add_get(PREFIX + "/hosts/{host}", get_agent_host)

@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestClient
 from archnest import Settings, create_app
 
 ROOT = Path(__file__).resolve().parents[2]
-AGENT = ROOT / "agent" / "archnest-docker-agent.sh"
+AGENT = ROOT / "plugins" / "docker_agent" / "files" / "archnest-docker-agent.sh"
 TOKEN = "agent-token-0123456789abcdef"
 REPORT_URL = "/api/agents/docker/report"
 

@@ -21,7 +21,7 @@ from archnest.testing import ADMIN_PASSWORD
 from archnest.users import create_token, create_user
 
 REPO = Path(__file__).resolve().parents[2]
-AGENT_SCRIPT = REPO / "agent" / "archnest-docker-agent.sh"
+AGENT_SCRIPT = REPO / "plugins" / "docker_agent" / "files" / "archnest-docker-agent.sh"
 SCREENSHOTS = REPO / "docs" / "images"
 CHROMIUM = os.environ.get("ARCHNEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
