@@ -20,7 +20,7 @@ from aiohttp import web
 
 from .db import Database, User
 from .errors import Forbidden, Unauthorized
-from .users import CredentialCache, _cached, user_from_session, user_from_token
+from .users import CredentialCache, _cached, session_credential, token_credential
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SESSION_COOKIE = "archnest_session"
@@ -128,14 +128,14 @@ def make_auth_middleware(
         kind = None
         authz = request.headers.get("Authorization", "")
         if authz.lower().startswith("bearer ") and role is not None:
-            user = await _cached(cache, "t:", authz[7:].strip(), user_from_token, db)
+            user = await _cached(cache, "t:", authz[7:].strip(), token_credential, db)
             kind = "token"
             if user is None:
-                raise Unauthorized("invalid API token")
+                raise Unauthorized("invalid, expired or revoked API token")
         else:
             cookie = request.cookies.get(SESSION_COOKIE)
             if cookie:
-                user = await _cached(cache, "s:", cookie, user_from_session, db)
+                user = await _cached(cache, "s:", cookie, session_credential, db)
                 kind = "session" if user else None
         request[USER_KEY] = user
         request[AUTH_KIND_KEY] = kind

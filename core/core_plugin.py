@@ -7,7 +7,9 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel
 
+from .account_routes import setup_account_routes
 from .auth import public
+from .diff import setup_diff_routes
 from .hosts import setup_unified_routes
 from .keys import PM_KEY, SOURCES_KEY
 from .openapi import operation, setup_openapi
@@ -71,7 +73,9 @@ def archnest_routes(app: web.Application) -> None:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/plugins", plugins_index)
     setup_auth_routes(app)
+    setup_account_routes(app)
     setup_unified_routes(app)
+    setup_diff_routes(app)
     setup_ui_routes(app)
     setup_settings_ui(app)
     setup_openapi(app)

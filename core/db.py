@@ -33,6 +33,9 @@ class User(SQLModel, table=True):
     password_hash: str
     role: str = Field(default="viewer", max_length=16)
     created_at: datetime = Field(default_factory=utcnow)
+    # A disabled user cannot sign in; their sessions and tokens are refused.
+    disabled: bool = Field(default=False)
+    last_login_at: datetime | None = None
 
 
 class ApiToken(SQLModel, table=True):
@@ -44,7 +47,9 @@ class ApiToken(SQLModel, table=True):
     # sha256 of the token: a leaked database does not leak usable tokens.
     token_hash: str = Field(index=True, unique=True, max_length=64)
     created_at: datetime = Field(default_factory=utcnow)
+    # Written at most once a minute per token (users.touch_token), not per request.
     last_used_at: datetime | None = None
+    expires_at: datetime | None = None  # None: never expires
 
 
 class WebSession(SQLModel, table=True):

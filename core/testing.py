@@ -117,6 +117,7 @@ async def viewer_headers(archnest_client: TestClient) -> dict[str, str]:
 __all__: list[Any] = [
     "ADMIN_PASSWORD",
     "PUBLIC_UNSAFE_ROUTES",
+    "SELF_SERVICE_ROUTES",
     "admin_headers",
     "archnest_app",
     "archnest_client",
@@ -140,6 +141,15 @@ PUBLIC_UNSAFE_ROUTES: frozenset[tuple[str, str]] = frozenset(
         ("POST", "/api/agents/docker/report"),
     }
 )
+# Unsafe routes any signed-in user may call: they act only on the caller's own account
+# (own password, own API tokens; ``@self_service``). Anything else unsafe is admin-only.
+SELF_SERVICE_ROUTES: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("POST", "/api/auth/password"),
+        ("POST", "/api/tokens"),
+        ("DELETE", "/api/tokens/{id}"),
+    }
+)
 
 
 def _sample_path(resource: Any) -> str:
@@ -157,33 +167,52 @@ async def check_route_protection(
     client: TestClient,
     viewer_headers: dict[str, str],
     allowed_public: frozenset[tuple[str, str]] = PUBLIC_UNSAFE_ROUTES,
+    self_service: frozenset[tuple[str, str]] = SELF_SERVICE_ROUTES,
 ) -> list[str]:
-    """Walk the router; return a line per unsafe or WebSocket route that does not answer
-    401 to an anonymous request and 403 to a viewer (empty list: all protected)."""
-    from .auth import SAFE_METHODS, is_websocket
+    """Walk the router; return a line per route that breaks the policy (empty list: all
+    protected):
+
+    - an unsafe or WebSocket route must answer 401 to an anonymous request and 403 to a
+      viewer, unless it is ``allowed_public`` (not checked) or ``self_service``;
+    - a ``self_service`` route must answer 401 to an anonymous request and must not
+      answer 403 to a viewer (the request carries no body: nothing is changed);
+    - an ``@admin_only`` GET route, and every route of the Settings area (``/settings``
+      and below: a page that forgot ``@admin_only``), must answer 401 to an anonymous
+      request and 403 to a viewer.
+    """
+    from .auth import SAFE_METHODS, is_admin_only, is_websocket
 
     problems: list[str] = []
+    origin = {"Origin": str(client.make_url("")).rstrip("/")}
     for route in client.app.router.routes():
         resource = route.resource
-        if resource is None:
+        if resource is None or isinstance(resource, web.StaticResource):
             continue
         method = route.method.upper()
         ws = is_websocket(route.handler)
-        if method in SAFE_METHODS and not ws:
+        if method == "HEAD":
+            continue  # the GET beside it is checked
+        info = resource.get_info()
+        template = info.get("path") or info.get("formatter") or ""
+        settings_area = template == "/settings" or template.startswith("/settings/")
+        if method in SAFE_METHODS and not (ws or is_admin_only(route.handler) or settings_area):
             continue
         if method == "*":
             method = "POST"
-        info = resource.get_info()
-        template = info.get("path") or info.get("formatter") or ""
         if (method, template) in allowed_public:
             continue
         path = _sample_path(resource)
         send_method = "GET" if ws else method
-        origin = {"Origin": str(client.make_url("")).rstrip("/")}
         anon = await client.request(send_method, path, headers=origin)
         if anon.status != 401:
             problems.append(f"{method} {template}: anonymous got {anon.status}, expected 401")
         viewer = await client.request(send_method, path, headers={**viewer_headers, **origin})
-        if viewer.status != 403:
+        if (method, template) in self_service:
+            if viewer.status in (401, 403):
+                problems.append(
+                    f"{method} {template}: viewer got {viewer.status}, expected a self-service"
+                    " answer (not 401/403)"
+                )
+        elif viewer.status != 403:
             problems.append(f"{method} {template}: viewer got {viewer.status}, expected 403")
     return problems
