@@ -4,14 +4,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import pwd
-import shutil
-import signal
 import stat
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,30 +14,9 @@ from aiohttp.test_utils import TestClient
 from archnest.testing import make_user_headers
 
 from .conftest import AGENT, Restart, agent_env, run_agent
+from .install_helpers import PROG, env_values, installed, remote_root, stop_agent
 
-PROG = "archnest-docker-agent"
 API = "/api/agents/docker/enrollments"
-
-
-def installed(root: Path) -> dict[str, Path]:
-    return {
-        "bin": root / "usr/local/bin" / f"{PROG}.sh",
-        "env": root / "etc/archnest/docker-agent.env",
-        "unit": root / "etc/systemd/system" / f"{PROG}.service",
-        "pid": root / "run" / f"{PROG}.pid",
-    }
-
-
-def stop_agent(root: Path) -> None:
-    """Kill a detached agent an install started (tests must not leave one running)."""
-    for pid_file in (root / "run" / f"{PROG}.pid", root / "var/run" / f"{PROG}.pid"):
-        with contextlib.suppress(OSError, ValueError):
-            os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
-
-
-def env_values(path: Path) -> dict[str, str]:
-    lines = [ln for ln in path.read_text().splitlines() if ln and not ln.startswith("#")]
-    return dict(ln.split("=", 1) for ln in lines)
 
 
 async def wait_for_report(client: TestClient, headers: dict, host: str, seconds: float) -> dict:
@@ -158,22 +132,6 @@ async def test_env_file_is_parsed_not_executed(tmp_path: Path) -> None:
         "--once", "--env-file", str(env_file), env={"PATH": os.environ["PATH"]}
     )
     assert result.rc == 2 and "unknown setting LD_PRELOAD" in result.stderr
-
-
-@contextlib.contextmanager
-def remote_root(username: str) -> Iterator[Path]:
-    """A directory the test sshd's user may write (outside pytest's root-only tmp)."""
-    path = Path(tempfile.mkdtemp(prefix="archnest-ssh-install-", dir="/tmp"))
-    try:
-        if os.geteuid() == 0:
-            user = pwd.getpwnam(username)
-            os.chown(path, user.pw_uid, user.pw_gid)
-        else:
-            path.chmod(0o777)
-        yield path
-    finally:
-        stop_agent(path)
-        shutil.rmtree(path, ignore_errors=True)
 
 
 async def test_install_over_ssh_reports_within_one_interval(testenv, restart_app: Restart) -> None:
