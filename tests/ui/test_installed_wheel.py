@@ -36,6 +36,8 @@ from .conftest import PageWatch, login
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN_PASSWORD = "wheel-admin-password-1"
 COMMITTED_VENDOR = ROOT / "core" / "static" / "vendor"
+AGENT_DIR = ROOT / "plugins" / "docker_agent" / "files"
+AGENT_FILES = ("archnest-docker-agent.sh", "archnest-docker-agent.service")
 
 
 @dataclass
@@ -124,6 +126,8 @@ def test_the_wheel_carries_the_vendored_assets(installed: Installed, tmp_path: P
         assert (installed.package / "static" / "vendor" / name).read_bytes() == (
             COMMITTED_VENDOR / name
         ).read_bytes(), name
+    # The agent files the server hands out (GET /agent/...) are package data too.
+    assert {f"archnest_docker_agent/files/{n}" for n in AGENT_FILES} <= names
 
 
 async def test_containers_page_from_a_clean_clone(
@@ -140,6 +144,10 @@ async def test_containers_page_from_a_clean_clone(
         # The admin exists once serve has started (ARCHNEST_ADMIN_PASSWORD).
         token = _checked(installed.run("archnest", "token", "create", "admin", env=db)).strip()
         host_id = _add_engine(base, token, engine_body(te, "unix", "wheel-engine"))
+        # The installed server hands out the agent it carries, byte for byte.
+        for name in AGENT_FILES:
+            with urllib.request.urlopen(f"{base}/agent/{name}", timeout=10) as resp:
+                assert resp.read() == (AGENT_DIR / name).read_bytes(), name
 
         context = await browser.new_context(base_url=base, viewport={"width": 1280, "height": 860})
         try:

@@ -381,7 +381,7 @@ install_agent() {
 	unit="$root/etc/systemd/system/$PROG.service"
 	mkdir -p "$root/usr/local/bin" "$root/etc/archnest" "$root/etc/systemd/system" ||
 		die 6 "cannot create the directories under ${root:-/} (run as root, e.g. with sudo)"
-	chmod 0755 "$root/etc/archnest" 2>/dev/null || true
+	chmod 0700 "$root/etc/archnest" 2>/dev/null || true
 
 	# The unit comes from the same server as this script: one copy of it exists.
 	local -a tls=()
