@@ -101,8 +101,17 @@ def cmd_user_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def _days(value: str) -> int:
+    # The same bound as POST /api/tokens: a year count a typo cannot overflow.
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= 3650:
+        raise argparse.ArgumentTypeError("a whole number of days from 1 to 3650")
+    return int(value)
+
+
 def cmd_token_create(args: argparse.Namespace) -> int:
-    token = _with_db(lambda db, _s: create_token(db, args.user, args.name or ""))
+    token = _with_db(
+        lambda db, _s: create_token(db, args.user, args.name or "", args.expires_in_days)
+    )
     print(token)
     print("Shown once; store it now.", file=sys.stderr)
     return 0
@@ -147,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     create = token_sub.add_parser("create", help="create a bearer token for USER")
     create.add_argument("user")
     create.add_argument("--name", default="")
+    create.add_argument(
+        "--expires-in-days", type=_days, default=None, help="1-3650; default: never expires"
+    )
     create.set_defaults(func=cmd_token_create)
 
     plugins = sub.add_parser("plugins", help="list loaded plugins")

@@ -4,8 +4,10 @@ app on SQLite or PostgreSQL (ARCHNEST_TEST_DB)."""
 from __future__ import annotations
 
 import asyncio
+import os
 from datetime import timedelta
 
+import pytest
 import sqlalchemy as sa
 from alembic import command
 from archnest import DB_KEY, create_app
@@ -507,3 +509,23 @@ async def test_upgrade_and_downgrade_keep_users_and_tokens(
         )
     finally:
         await db.dispose()
+
+
+async def test_cli_token_with_expiry(archnest_client, archnest_settings, monkeypatch, capsys):
+    from archnest.cli import main
+
+    c = archnest_client
+    await create_user(c.app[DB_KEY], "bob", BOB_PASSWORD, "viewer")
+    for key in [k for k in os.environ if k.startswith("ARCHNEST_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("ARCHNEST_DATA_DIR", str(archnest_settings.data_dir))
+    monkeypatch.setenv("ARCHNEST_DATABASE_URL", archnest_settings.database_url)
+    args = ["token", "create", "bob", "--name", "cron", "--expires-in-days", "2"]
+    assert await asyncio.to_thread(main, args) == 0
+    token = capsys.readouterr().out.strip()
+    assert (await c.get("/api/auth/me", headers={"Authorization": f"Bearer {token}"})).status == 200
+    [row] = await (await c.get("/api/tokens", headers={"Authorization": f"Bearer {token}"})).json()
+    assert row["name"] == "cron" and row["expires_at"] is not None
+    for bad in ("0", "3651", "²", "1.5"):
+        with pytest.raises(SystemExit):
+            main(["token", "create", "bob", "--expires-in-days", bad])
