@@ -139,6 +139,20 @@ async def test_users_page_and_account(browser, live_app) -> None:  # type: ignor
     await expect(token_row).to_have_count(0)
     assert await _me(live_app, token) == 401
 
+    # An admin resets victor's password in a small dialog; the new one signs in.
+    await _row(admin, "victor").get_by_role("button", name="Reset password").click()
+    reset = admin.get_by_role("dialog", name="Reset the password of victor")
+    await reset.get_by_label("New password").fill("short")
+    await reset.get_by_role("button", name="Set password").click()
+    await expect(reset.locator('[data-error-for="password"]')).to_contain_text("at least 8")
+    await reset.get_by_label("New password").fill("victor-password-2")
+    await reset.get_by_role("button", name="Set password").click()
+    await expect(reset).to_have_count(0)
+    await expect(admin.locator("#users-status")).to_contain_text("password of victor")
+    body = {"username": "victor", "password": "victor-password-2"}
+    async with live_app.http.post(live_app.base_url + "/api/auth/login", json=body) as resp:
+        assert resp.status == 200
+
     # The last active admin cannot be deleted: "admin" is disabled first, then deleting
     # alice is refused with the reason shown.
     await _row(admin, "admin").get_by_role("button", name="Disable").click()
