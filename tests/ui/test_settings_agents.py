@@ -133,6 +133,28 @@ async def test_enroll_install_report_revoke_and_install_over_ssh(
         )
         assert rc == 3 and "(401)" in err, (rc, err)
 
+        # Re-issue on the page: a new token and command, shown once; run it, it reports.
+        before = (await _wait_report(live, "page-host", 1))["report_count"]
+        await _row(page, "page-host").get_by_role("button", name="Re-issue token").click()
+        confirm = page.get_by_role("dialog")
+        await expect(confirm).to_contain_text("Issue a new token for page-host")
+        await confirm.get_by_role("button", name="Re-issue token").click()
+        dialog = page.get_by_role("dialog")
+        await expect(dialog).to_contain_text("New token for page-host")
+        blocks = dialog.locator(".secret-once")
+        command_block = blocks.filter(has=page.get_by_text("Install command", exact=True))
+        new_command = await command_block.locator("code").inner_text()
+        assert token not in new_command
+        await dialog.get_by_role("button", name="Done").click()
+        await expect(_row(page, "page-host")).not_to_have_attribute("data-status", "revoked")
+        rc, out, err = await _bash(new_command, env)
+        assert rc == 0, (out, err)
+        for _ in range(80):
+            if (await _wait_report(live, "page-host", 1))["report_count"] > before:
+                break
+            await asyncio.sleep(0.25)
+        assert (await _wait_report(live, "page-host", 1))["report_count"] > before
+
         # Install over SSH from the page into the test sshd's host.
         await add_ssh_host(live, testenv, name="ssh-box")
         await page.reload()
