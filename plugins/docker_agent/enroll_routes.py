@@ -192,7 +192,7 @@ async def reissue_token(request: web.Request) -> web.Response:
     "command text is fixed by the server.",
     request=SshInstall,
     responses={200: SshInstalled},
-    errors=(404, 502, 504),
+    errors=(404, 429, 502, 504),
 )
 async def ssh_install(request: web.Request) -> web.Response:
     """POST /api/agents/docker/ssh-install (admin)."""
