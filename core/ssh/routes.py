@@ -223,16 +223,27 @@ def setup_routes(app: web.Application) -> None:
         return await _run_test(app, chain)
 
     @operation(
-        "Test a saved target",
-        description=TEST_DESCRIPTION,
+        "Test a saved target, with changes not saved yet",
+        description="The body is a `PATCH` body: the fields sent replace the stored ones "
+        "for this test only (an absent secret keeps the stored one); `{}` (or no body) "
+        "tests the target as saved. " + TEST_DESCRIPTION,
         tags=("ssh",),
+        request=update,
         responses={200: ConnectionTest},
         errors=(409, 502, 504),
     )
     async def test_target(request: web.Request) -> web.Response:
         target_id = _target_id(request)
         app = request.app
-        chain = await store.load_chain(app[DB_KEY], app[SECRETS_KEY], target_id, fields)
+        changes: dict[str, Any] = {}
+        if request.body_exists:
+            changes = (await read_model(request, update, MAX_BODY)).model_dump(exclude_unset=True)
+        db, box = app[DB_KEY], app[SECRETS_KEY]
+        if changes:
+            await store.get_target(db, target_id)  # 404 for an unknown id, not a 400
+            chain = await probe.draft_chain(db, box, changes, fields, base=target_id)
+        else:
+            chain = await store.load_chain(db, box, target_id, fields)
         return await _run_test(app, chain)
 
     @operation(

@@ -313,13 +313,19 @@ async function testDraft() {
   const out = $("test-result");
   setStatus(out, "Testing…");
   const data = body(formValues(form));
-  if (state.editing) data.base = state.editing.id;
   if (!data.name) delete data.name;
+  // An edit is tried on the saved target (its stored secrets fill in the empty fields).
+  const url = state.editing ? `/api/ssh/targets/${state.editing.id}/test` : "/api/ssh/targets/test";
   try {
-    setStatus(out, testOutcome(await send("/api/ssh/targets/test", { body: data })), "ok");
+    setStatus(out, testOutcome(await send(url, { body: data })), "ok");
   } catch (err) {
-    setStatus(out, describe(err), "error");
-    if (err.field) showError(form, err);
+    if (err.field) {
+      // The words go beside the field at fault; here only that the test failed.
+      setStatus(out, `The test failed (${err.code}): see the message above.`, "error");
+      showError(form, err);
+    } else {
+      setStatus(out, describe(err), "error");
+    }
   }
 }
 

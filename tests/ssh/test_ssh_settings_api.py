@@ -133,6 +133,16 @@ async def test_unsaved_changes_of_a_saved_target_use_its_stored_credentials(
     assert r.status == 502 and err["code"] == "ssh_auth_failed" and err["field"] == "password"
     r = await c.post(f"/api/ssh/targets/{t['id']}/test", headers=h)
     assert r.status == 200, await r.text()
+    # The same on the target's own route: a PATCH body tried, not saved.
+    own = f"/api/ssh/targets/{t['id']}/test"
+    r = await c.post(own, json={"password": "wrong-password"}, headers=h)
+    assert r.status == 502 and (await r.json())["error"]["field"] == "password"
+    r = await c.post(own, json={"host_keys": [env.ssh_jump2.host_key]}, headers=h)
+    assert r.status == 409 and (await r.json())["error"]["code"] == "host_key_changed"
+    assert (await c.post(own, json={}, headers=h)).status == 200
+    assert (await c.post(own, headers=h)).status == 200
+    r = await c.post("/api/ssh/targets/999999/test", json={"port": 22}, headers=h)
+    assert r.status == 404
 
 
 async def test_changed_key_is_refused_with_both_fingerprints_and_pool_untouched(

@@ -165,6 +165,12 @@ async def test_ssh_targets_page(browser, live_app, testenv_docker) -> None:  # t
         env.ssh_target.host_key_fingerprint
     )
     await expect(page.get_by_role("button", name="Pin this key")).to_have_count(0)
+    # Still the old pin in the form: the form's test refuses beside the host key.
+    await page.get_by_role("button", name="Test connection").click()
+    await expect(page.locator("#test-result")).to_contain_text("host_key_changed")
+    beside = page.locator('[data-error-for="host_keys"]')
+    await expect(beside).to_contain_text("host key has changed")
+    await expect(beside).to_contain_text(env.ssh_target.host_key_fingerprint)
     # The whole page: the targets table above the form with old and new side by side.
     await page.screenshot(path=str(SCREENSHOTS / "settings-ssh.png"), full_page=True)
     replace = page.get_by_role("button", name="Replace the pinned key…")
@@ -179,6 +185,9 @@ async def test_ssh_targets_page(browser, live_app, testenv_docker) -> None:  # t
     await expect(page.locator("#pinned-keys")).not_to_contain_text(
         env.ssh_jump1.host_key_fingerprint
     )
+    # Tried before saving: the stored key (its field left empty) logs in with the new pin.
+    await page.get_by_role("button", name="Test connection").click()
+    await expect(page.locator("#test-result")).to_contain_text("SSH-2.0-OpenSSH")
     await _save_and_test(page, "by-key")
 
     # Removal: a hop in use is explained, not removed; another asks first.
