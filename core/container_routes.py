@@ -1,5 +1,5 @@
-"""The container routes of one URL tree: list, detail, logs, actions (and the exec
-socket). The unified tree and every per-source alias are built by the same
+"""The container routes of one URL tree: list, detail, logs (and their download),
+actions (and the exec socket). The unified tree and every per-source alias are built by the same
 ``add_container_routes``, so they behave identically and live in one place."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from .containers import (
     validate_ref,
 )
 from .exec_bridge import make_exec_handler
-from .log_stream import log_options, stream_logs
+from .log_stream import download_logs, download_options, log_options, stream_logs
 from .openapi import Content, Param, operation
 from .query import flag
 from .resolve import SourceResolver, source_resolver, with_timeout
@@ -53,6 +53,12 @@ LOG_PARAMS = (
     Param("since", "Only lines after this unix time.", type="integer"),
     Param("follow", "Stream new lines as `text/event-stream`.", type="boolean"),
     Param("format", "`text`: the lines as a plain-text attachment.", enum=("text",)),
+)
+DOWNLOAD_PARAMS = (
+    Param("since", "Only lines at or after this time: unix seconds or RFC 3339."),
+    Param("until", "Only lines at or before this time: unix seconds or RFC 3339."),
+    Param("tail", "Only the last lines (default: the whole log).", type="integer"),
+    Param("timestamps", "Prefix each line with its time (ISO 8601 UTC).", type="boolean"),
 )
 SSE_LOGS = Content(
     "text/event-stream",
@@ -137,6 +143,25 @@ def add_container_routes(
         return web.json_response({"lines": [ln.model_dump(mode="json") for ln in lines]})
 
     @operation(
+        "A container's logs as a file, streamed from the host as it reads them",
+        query=DOWNLOAD_PARAMS,
+        responses={
+            200: Content(
+                "text/plain",
+                {"type": "string"},
+                "An attachment (`Content-Disposition`), one line per log line; a transfer "
+                "cut short (host failed or went silent) ends without its final chunk.",
+            )
+        },
+        errors=(400, 429, 501, 502, 504),
+    )
+    async def download_container_logs(request: web.Request) -> web.StreamResponse:
+        ref = validate_ref(request.match_info["ref"])
+        opts = download_options(request)
+        source, key = await resolve(request)
+        return await download_logs(request, source, key, ref, opts)
+
+    @operation(
         "Start, stop, restart, pause, unpause, kill or remove a container",
         path=(Param("action", "What to do.", enum=ACTIONS),),
         query=(Param("force", "With `remove`: also a running container.", type="boolean"),),
@@ -160,6 +185,7 @@ def add_container_routes(
     ref = "{ref:[^/]+}"
     app.router.add_get(prefix + f"/containers/{ref}", get_container)
     app.router.add_get(prefix + f"/containers/{ref}/logs", container_logs)
+    app.router.add_get(prefix + f"/containers/{ref}/logs/download", download_container_logs)
     app.router.add_post(prefix + f"/containers/{ref}/{{action}}", container_action)
     if exec_path is not None:
         app.router.add_get(exec_path, make_exec_handler(resolve))

@@ -1,20 +1,28 @@
-"""Followed logs as server-sent events: one slot per stream, released on every exit."""
+"""Followed logs as server-sent events, and the log download: one slot per stream,
+released on every exit."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
+import logging
+import math
+import re
+from datetime import UTC, datetime
 
 from aiohttp import web
 
 from .auth import current_user
-from .errors import ApiError
-from .keys import STREAMS_KEY
+from .containers import LogLine
+from .errors import ApiError, BadRequest, HostTimeout
+from .keys import SETTINGS_KEY, STREAMS_KEY
 from .query import flag, int_query
 from .resolve import with_timeout
 from .sources import HostSource, LogOptions
 from .streams import StreamKind, StreamSlot
+
+log = logging.getLogger("archnest.logs")
 
 # A followed log sends a comment this often when quiet: proxies keep the connection and
 # a client that went away is noticed.
@@ -26,6 +34,20 @@ def log_options(request: web.Request) -> LogOptions:
         tail=int_query(request, "tail", 200, 0, 100_000),
         timestamps=flag(request, "timestamps"),
         since=int_query(request, "since", None, 0, 2**40),
+    )
+
+
+def download_options(request: web.Request) -> LogOptions:
+    """The download's options: the whole log unless ``tail`` says otherwise, and times
+    as unix seconds or RFC 3339 (``since`` rounded down, ``until`` up: both inclusive)."""
+    since, until = time_query(request, "since", ceil=False), time_query(request, "until", ceil=True)
+    if since is not None and until is not None and until < since:
+        raise BadRequest("until must not be before since", code="invalid_query", field="until")
+    return LogOptions(
+        tail=int_query(request, "tail", None, 0, 10_000_000),
+        timestamps=flag(request, "timestamps"),
+        since=since,
+        until=until,
     )
 
 
@@ -92,6 +114,123 @@ async def stream_logs(
         finally:
             # Every exit path (client gone, host error, shutdown, cancellation) ends up
             # here: the engine connection / SSH channel of the follow is released.
+            closing.cancel()
+            if pending is not None:
+                pending.cancel()
+                await asyncio.gather(pending, return_exceptions=True)
+            aclose = getattr(iterator, "aclose", None)
+            if aclose is not None:
+                await asyncio.shield(aclose())
+
+
+# RFC 3339 as a query value: a date, a time, an optional fraction and a zone.
+_RFC3339 = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)")
+MAX_UNIX = 2**40
+# The download is written in pieces of about this size: few writes for short lines,
+# and never more than this (plus one line) held by the app per download.
+CHUNK_BYTES = 64 * 1024
+
+
+def time_query(request: web.Request, name: str, *, ceil: bool) -> int | None:
+    """A time bound from the query as unix seconds: digits, or RFC 3339 with its zone
+    (``2024-05-01T12:00:00Z``). Anything else is a 400 naming the parameter."""
+    raw = request.query.get(name, "")
+    if raw == "":
+        return None
+    value: float | None = None
+    if raw.isascii() and raw.isdigit() and len(raw) <= 13:
+        value = int(raw)
+    elif m := _RFC3339.fullmatch(raw):
+        whole, frac, zone = m.groups()
+        with contextlib.suppress(ValueError):  # a date that does not exist (02-30)
+            moment = datetime.fromisoformat(whole + ("+00:00" if zone == "Z" else zone))
+            value = moment.timestamp() + (float("0." + frac) if frac else 0.0)
+    if value is None or not 0 <= value < MAX_UNIX:
+        raise BadRequest(
+            f"{name} must be unix seconds or an RFC 3339 time such as 2024-05-01T12:00:00Z",
+            code="invalid_query",
+            field=name,
+        )
+    return math.ceil(value) if ceil else math.floor(value)
+
+
+def download_name(ref: str, host_id: str, now: datetime | None = None) -> str:
+    """``<container>-<host>-<UTC stamp>.log`` in characters safe in any file system."""
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{ref}-{host_id}-{stamp}") + ".log"
+
+
+def line_bytes(line: LogLine) -> bytes:
+    text = line.text if line.text.endswith("\n") else line.text + "\n"
+    return ((line.ts + " ") if line.ts else "").encode() + text.encode("utf-8", "replace")
+
+
+async def download_logs(
+    request: web.Request, source: HostSource, key: str, ref: str, opts: LogOptions
+) -> web.StreamResponse:
+    """The log as a text attachment, streamed: lines go out as the host sends them (in
+    pieces of ``CHUNK_BYTES``), ``await resp.write`` waits for a slow client, so the
+    app holds one piece per download whatever the log's length."""
+    registry = request.app[STREAMS_KEY]
+    host_id = source.host_id(key)
+    idle = request.app[SETTINGS_KEY].host_timeout
+    with stream_slot(request, "follow", host_id):
+        iterator = source.stream_logs(key, ref, opts).__aiter__()
+        pending: asyncio.Future | None = None
+        closing = asyncio.ensure_future(registry.closing.wait())
+        try:
+            # A bad ref or host is still a JSON error: nothing is sent before this.
+            first = await with_timeout(request.app, _first(iterator), "logs")
+            resp = web.StreamResponse(
+                headers={
+                    "Content-Type": "text/plain; charset=utf-8",
+                    "Content-Disposition": (
+                        f'attachment; filename="{download_name(ref, host_id)}"'
+                    ),
+                    "Cache-Control": "no-store",
+                    "X-Content-Type-Options": "nosniff",
+                    "X-Accel-Buffering": "no",
+                }
+            )
+            resp.enable_chunked_encoding()
+            await resp.prepare(request)
+            buf = bytearray(line_bytes(first) if first is not None else b"")
+            try:
+                while True:
+                    pending = asyncio.ensure_future(iterator.__anext__())
+                    await asyncio.wait(
+                        {pending, closing}, timeout=idle, return_when=asyncio.FIRST_COMPLETED
+                    )
+                    if not pending.done():
+                        why = "server shutting down" if closing.done() else f"silent for {idle:g}s"
+                        raise HostTimeout(why)
+                    try:
+                        line = pending.result()
+                    except StopAsyncIteration:
+                        break
+                    finally:
+                        pending = None
+                    if line is not None:
+                        buf += line_bytes(line)
+                        if len(buf) >= CHUNK_BYTES:
+                            await resp.write(bytes(buf))
+                            buf.clear()
+                if buf:
+                    await resp.write(bytes(buf))
+                await resp.write_eof()
+            except ApiError as exc:
+                # The host failed mid-way (or went silent, or the server is stopping):
+                # the transfer is cut without its final chunk, so the client sees an
+                # incomplete download instead of taking a short log for the whole one.
+                log.warning("log download of %s on %s cut: %s", ref, host_id, exc.message)
+                if request.transport is not None:
+                    request.transport.abort()
+            except (ConnectionResetError, asyncio.CancelledError):
+                pass  # the client went away: the finally below releases the host side
+            return resp
+        finally:
+            # Client gone, host error, shutdown or the end: the engine connection or SSH
+            # channel of the read is given back here.
             closing.cancel()
             if pending is not None:
                 pending.cancel()

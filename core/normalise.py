@@ -29,8 +29,10 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from pydantic import PrivateAttr
+
 from .containers import STATES, ContainerDetail, ContainerSummary, Port, Stats, iso_utc
-from .secrets import mask_env
+from .secrets import mask_env, masked_env_digests
 
 EnvMask = Callable[[Iterable[str] | None], list[dict]]
 
@@ -246,11 +248,25 @@ def detail_dict_from_inspect(
     }
 
 
+class _DetailWithDigests(ContainerDetail):
+    # Keyed digests of the masked env values, by name: a private attribute, so never in
+    # the model's JSON or schema; read only by the container diff (secret_digests).
+    _secret_digests: dict[str, str] = PrivateAttr(default_factory=dict)
+
+
 def detail_from_inspect(
     data: Mapping[str, Any], host_id: str, stats: Stats | None = None
 ) -> ContainerDetail:
     """An inspect document (Engine API or ``docker inspect``) -> the detail model."""
-    return ContainerDetail(**detail_dict_from_inspect(data, host_id, stats))
+    detail = _DetailWithDigests(**detail_dict_from_inspect(data, host_id, stats))
+    detail._secret_digests = masked_env_digests((data.get("Config") or {}).get("Env"))
+    return detail
+
+
+def secret_digests(detail: ContainerDetail) -> dict[str, str] | None:
+    """The keyed digests of ``detail``'s masked env values, or None when its source
+    sent the values already masked (the agent) and they cannot be compared."""
+    return getattr(detail, "_secret_digests", None)
 
 
 def cpu_percent_from_engine_stats(stats: Mapping[str, Any]) -> float | None:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import re
+import secrets
 from collections.abc import Iterable
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -55,6 +57,24 @@ def is_secret_name(name: str) -> bool:
 def is_secret_value(value: str) -> bool:
     """True when the value itself carries credentials (a URL with user:password@)."""
     return URL_CREDENTIALS.search(value) is not None
+
+
+# Keyed digests of masked env values: the container diff compares two secrets without
+# revealing them. The key is random per process, not derived from ARCHNEST_SECRET_KEY:
+# a digest is only ever compared with another made in the same request, never stored or
+# sent, so no replica needs to share it, and no digest can be checked offline.
+_ENV_DIGEST_KEY = secrets.token_bytes(32)
+
+
+def masked_env_digests(env: Iterable[str] | None) -> dict[str, str]:
+    """``{name: keyed digest}`` of the values :func:`mask_env` masks in Docker's
+    ``["NAME=value", ...]``; a value that arrived masked (``****``) has none."""
+    out: dict[str, str] = {}
+    for item in env or []:
+        name, _, value = str(item).partition("=")
+        if value != MASK and (is_secret_name(name) or is_secret_value(value)):
+            out[name] = hmac.new(_ENV_DIGEST_KEY, value.encode(), "sha256").hexdigest()
+    return out
 
 
 def mask_env(env: Iterable[str] | Iterable[dict] | None) -> list[dict]:

@@ -42,9 +42,14 @@ class HostInfo(BaseModel):
 
 @dataclass(frozen=True)
 class LogOptions:
+    """Which lines to read. ``tail``: lines from the end (None: all); ``since`` and
+    ``until``: unix seconds, only lines at or after / at or before that time (None: no
+    bound); ``timestamps``: give each line its time."""
+
     tail: int | None = 200
     timestamps: bool = False
     since: int | None = None
+    until: int | None = None
 
 
 class ExecSession:
@@ -118,6 +123,18 @@ class HostSource:
 
     async def logs(self, key: str, ref: str, options: LogOptions) -> list[LogLine]:
         raise NotSupported(f"source {self.name!r} has no logs")
+
+    async def stream_logs(
+        self, key: str, ref: str, options: LogOptions
+    ) -> AsyncIterator[LogLine | None]:
+        """Async generator: the lines of :meth:`logs`, read as they arrive and ending at
+        the log's current end (the log download). Like :meth:`follow_logs` it yields
+        ``None`` once the stream is open. The default reads :meth:`logs` whole; a source
+        that can stream overrides it so a long log never sits in memory."""
+        lines = await self.logs(key, ref, options)
+        yield None
+        for line in lines:
+            yield line
 
     def follow_logs(self, key: str, ref: str, options: LogOptions) -> AsyncIterator[LogLine | None]:
         """Async generator: check the container exists (raise NotFound), yield ``None``

@@ -85,14 +85,32 @@ def stats(sudo: bool, ref: str) -> str:
     return _line(sudo, "stats", *flags, "--", _ref(ref))
 
 
-def logs(sudo: bool, ref: str, *, tail: int | None, since: int | None, follow: bool = False) -> str:
+def _unix_time(name: str, value: int) -> str:
+    # Times reach the shell only as the digits of a non-negative int (unix seconds):
+    # never a string from a request, so no date syntax or option can ride along.
+    if type(value) is not int or not 0 <= value < 2**40:
+        raise ValueError(f"{name} must be unix seconds")
+    return str(value)
+
+
+def logs(
+    sudo: bool,
+    ref: str,
+    *,
+    tail: int | None,
+    since: int | None,
+    until: int | None = None,
+    follow: bool = False,
+) -> str:
     # Timestamps always: they are what interleaves stdout and stderr, which arrive on
     # separate SSH streams. They are stripped again when the caller did not ask.
     args = ["--timestamps"]
     if tail is not None:
         args += ["--tail", str(int(tail))]
     if since is not None:
-        args += ["--since", str(int(since))]
+        args += ["--since", _unix_time("since", since)]
+    if until is not None:
+        args += ["--until", _unix_time("until", until)]
     if follow:
         args.append("--follow")
     return _line(sudo, "logs", *args, "--", _ref(ref))

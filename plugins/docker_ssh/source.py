@@ -252,23 +252,44 @@ class SshDockerSource(HostSource):
 
     async def logs(self, key: str, ref: str, options: LogOptions) -> list[LogLine]:
         result = await self.docker(
-            key, commands.logs, ref, tail=options.tail, since=options.since, ref=ref
+            key,
+            commands.logs,
+            ref,
+            tail=options.tail,
+            since=options.since,
+            until=options.until,
+            ref=ref,
         )
         return merge_logs(result.stdout, result.stderr, timestamps=options.timestamps)
 
-    async def follow_logs(
-        self, key: str, ref: str, options: LogOptions
+    def stream_logs(self, key: str, ref: str, options: LogOptions) -> AsyncIterator[LogLine | None]:
+        # The download: stdout and stderr arrive on separate SSH streams and are passed
+        # on as they come (a sort would hold the whole log), each stream in its order.
+        return self._stream(key, ref, options, follow=False)
+
+    def follow_logs(self, key: str, ref: str, options: LogOptions) -> AsyncIterator[LogLine | None]:
+        return self._stream(key, ref, options, follow=True)
+
+    async def _stream(
+        self, key: str, ref: str, options: LogOptions, follow: bool
     ) -> AsyncIterator[LogLine | None]:
         await self.docker(key, commands.container_id, ref, ref=ref)  # NotFound before streaming
         target = self.target(key)
         cmd = commands.logs(
-            await self.sudo(target), ref, tail=options.tail, since=options.since, follow=True
+            await self.sudo(target),
+            ref,
+            tail=options.tail,
+            since=options.since,
+            until=options.until,
+            follow=follow,
         )
         queue: asyncio.Queue[LogLine | None] = asyncio.Queue(maxsize=1000)
 
         async def pump(reader, stream: str) -> None:  # type: ignore[no-untyped-def]
             try:
                 async for raw in reader:
+                    if not raw:
+                        continue  # the reader's end, not a line
                     ts, text = split_timestamp(raw.decode(errors="replace").rstrip("\n"))
                     await queue.put(make_line(stream, ts if options.timestamps else None, text))
             finally:

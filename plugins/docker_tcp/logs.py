@@ -32,6 +32,8 @@ def log_params(options: LogOptions, follow: bool) -> dict[str, Any]:
     }
     if options.since is not None:
         params["since"] = str(options.since)
+    if options.until is not None:
+        params["until"] = str(options.until)
     return params
 
 

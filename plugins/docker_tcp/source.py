@@ -214,6 +214,9 @@ class DockerEngineSource(HostSource):
                 out.append(line)
         return out
 
+    def stream_logs(self, key: str, ref: str, options: LogOptions) -> AsyncIterator[LogLine | None]:
+        return self._lines(key, ref, options, follow=False)
+
     def follow_logs(self, key: str, ref: str, options: LogOptions) -> AsyncIterator[LogLine | None]:
         return self._lines(key, ref, options, follow=True)
 

@@ -211,3 +211,52 @@ def test_logs_merge_streams_by_timestamp() -> None:
         ("stdout", "three", None),
     ]
     assert merge_logs(out, b"", timestamps=True)[0].ts == "2024-01-01T00:00:00Z"
+
+
+# Log options as anything a caller could pass: ints in and out of range, floats, text
+# (dates, shell syntax), None. A built command holds each time as its own word of digits.
+TIMES = st.one_of(
+    st.none(),
+    st.integers(min_value=-(2**41), max_value=2**41),
+    st.floats(allow_nan=True),
+    st.text(),
+    st.booleans(),
+)
+
+
+@settings(max_examples=500)
+@given(
+    ref=st.from_regex(REF_PATTERN, fullmatch=True),
+    tail=st.one_of(st.none(), st.integers(min_value=0, max_value=10**7)),
+    since=TIMES,
+    until=TIMES,
+    follow=st.booleans(),
+)
+def test_log_options_are_refused_or_digits_in_their_own_word(
+    ref: str, tail: int | None, since: object, until: object, follow: bool
+) -> None:
+    def valid(v: object) -> bool:
+        return v is None or (type(v) is int and 0 <= v < 2**40)
+
+    try:
+        line = commands.logs(
+            True,
+            ref,
+            tail=tail,
+            since=since,
+            until=until,
+            follow=follow,  # type: ignore[arg-type]
+        )
+    except ValueError:
+        assert not (valid(since) and valid(until))
+        return
+    assert valid(since) and valid(until)
+    expected = ["sudo", "-n", "docker", "logs", "--timestamps"]
+    if tail is not None:
+        expected += ["--tail", str(tail)]
+    if since is not None:
+        expected += ["--since", str(since)]
+    if until is not None:
+        expected += ["--until", str(until)]
+    expected += ["--follow"] if follow else []
+    assert shlex.split(line) == [*expected, "--", ref]
