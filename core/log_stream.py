@@ -15,7 +15,7 @@ from aiohttp import web
 
 from .auth import current_user
 from .containers import LogLine
-from .errors import ApiError, BadRequest, HostTimeout
+from .errors import ApiError, BadRequest
 from .keys import SETTINGS_KEY, STREAMS_KEY
 from .query import flag, int_query
 from .resolve import with_timeout
@@ -171,13 +171,11 @@ async def download_logs(
     """The log as a text attachment, streamed: lines go out as the host sends them (in
     pieces of ``CHUNK_BYTES``), ``await resp.write`` waits for a slow client, so the
     app holds one piece per download whatever the log's length."""
-    registry = request.app[STREAMS_KEY]
     host_id = source.host_id(key)
     idle = request.app[SETTINGS_KEY].host_timeout
-    with stream_slot(request, "follow", host_id):
+    loop = asyncio.get_running_loop()
+    with stream_slot(request, "follow", host_id) as slot:
         iterator = source.stream_logs(key, ref, opts).__aiter__()
-        pending: asyncio.Future | None = None
-        closing = asyncio.ensure_future(registry.closing.wait())
         try:
             # A bad ref or host is still a JSON error: nothing is sent before this.
             first = await with_timeout(request.app, _first(iterator), "logs")
@@ -194,47 +192,53 @@ async def download_logs(
             )
             resp.enable_chunked_encoding()
             await resp.prepare(request)
+            handler = asyncio.current_task()
+            stopped = False
+
+            async def stop() -> None:  # the server shuts down: end this download
+                nonlocal stopped
+                stopped = True
+                if handler is not None:
+                    handler.cancel()
+
+            slot.on_shutdown(stop)
             buf = bytearray(line_bytes(first) if first is not None else b"")
             try:
-                while True:
-                    pending = asyncio.ensure_future(iterator.__anext__())
-                    await asyncio.wait(
-                        {pending, closing}, timeout=idle, return_when=asyncio.FIRST_COMPLETED
-                    )
-                    if not pending.done():
-                        why = "server shutting down" if closing.done() else f"silent for {idle:g}s"
-                        raise HostTimeout(why)
-                    try:
-                        line = pending.result()
-                    except StopAsyncIteration:
-                        break
-                    finally:
-                        pending = None
-                    if line is not None:
+                # One deadline for the whole read, moved on (at most once a second, a
+                # timer per line would cost more than the line) while lines arrive: a
+                # host silent for about the host timeout ends the download.
+                async with asyncio.timeout(idle) as deadline:
+                    moved = loop.time()
+                    async for line in iterator:
+                        if line is None:
+                            continue
                         buf += line_bytes(line)
                         if len(buf) >= CHUNK_BYTES:
                             await resp.write(bytes(buf))
                             buf.clear()
+                        now = loop.time()
+                        if now - moved > 1.0:
+                            deadline.reschedule(now + idle)
+                            moved = now
                 if buf:
                     await resp.write(bytes(buf))
                 await resp.write_eof()
-            except ApiError as exc:
-                # The host failed mid-way (or went silent, or the server is stopping):
-                # the transfer is cut without its final chunk, so the client sees an
-                # incomplete download instead of taking a short log for the whole one.
-                log.warning("log download of %s on %s cut: %s", ref, host_id, exc.message)
+            except (ApiError, TimeoutError) as exc:
+                # The host failed mid-way or went silent: the transfer is cut without
+                # its final chunk, so the client sees an incomplete download instead of
+                # taking a short log for the whole one.
+                why = exc.message if isinstance(exc, ApiError) else f"silent for {idle:g}s"
+                log.warning("log download of %s on %s cut: %s", ref, host_id, why)
                 if request.transport is not None:
                     request.transport.abort()
             except (ConnectionResetError, asyncio.CancelledError):
-                pass  # the client went away: the finally below releases the host side
+                # The client went away, or the server is stopping (then cut as above).
+                if stopped and request.transport is not None:
+                    request.transport.abort()
             return resp
         finally:
             # Client gone, host error, shutdown or the end: the engine connection or SSH
             # channel of the read is given back here.
-            closing.cancel()
-            if pending is not None:
-                pending.cancel()
-                await asyncio.gather(pending, return_exceptions=True)
             aclose = getattr(iterator, "aclose", None)
             if aclose is not None:
                 await asyncio.shield(aclose())
