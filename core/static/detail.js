@@ -6,6 +6,7 @@ import { apiUrl, describe, detailUrl, request, showStatus } from "./api.js";
 import { ALL_HOSTS, keyOf, saveState, state } from "./state.js";
 import { selectTab } from "./tabs.js";
 import { reloadList } from "./list.js";
+import { initDiff } from "./diff.js";
 import { loadLogs, stopLogs } from "./logs.js";
 import { stopTerminals } from "./terminal.js";
 
@@ -127,6 +128,7 @@ function isPanel(el) {
 export function initDetail() {
   tablist = document.getElementById("main-tabs");
   workspace = tablist.parentElement;
+  initDiff();
 
   document.addEventListener("click", (e) => {
     const opener = e.target.closest(".open-container");

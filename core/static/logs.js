@@ -1,4 +1,4 @@
-/* The Logs tab: tail N, timestamps, download, live follow over EventSource (SSE from
+/* The Logs tab: tail N, timestamps, download (the whole log, streamed), live follow over EventSource (SSE from
  * GET .../logs?follow=1). Lines are inserted as text, never as HTML. */
 import { describe, errorFrom, request, showStatus } from "./api.js";
 
@@ -18,8 +18,11 @@ function logUrl(box, extra = {}) {
   return `${box.dataset.logsUrl}?${q}`;
 }
 
+/** The Download link: the whole log streamed as a file (.../logs/download), with times
+ * when the tab's Timestamps box is ticked. */
 function updateDownload(box) {
-  box.querySelector(".log-download").href = logUrl(box, { format: "text" });
+  const q = box.querySelector(".log-ts").checked ? "?timestamps=1" : "";
+  box.querySelector(".log-download").href = `${box.dataset.logsUrl}/download${q}`;
 }
 
 function appendLine(out, line) {
