@@ -107,7 +107,7 @@ class ClientPool:
             if entry is not None and entry[0] == cfg:
                 return entry[1]
             if entry is not None:
-                await _close_quietly(entry[1])
+                await close_quietly(entry[1])
             try:
                 client = make_client(cfg, self.connect_timeout)
             except ValueError as exc:
@@ -118,15 +118,15 @@ class ClientPool:
     async def drop(self, engine_id: int) -> None:
         entry = self._clients.pop(engine_id, None)
         if entry is not None:
-            await _close_quietly(entry[1])
+            await close_quietly(entry[1])
 
     async def close(self) -> None:
         entries, self._clients = list(self._clients.values()), {}
         for _, client in entries:
-            await _close_quietly(client)
+            await close_quietly(client)
 
 
-async def _close_quietly(client: aiodocker.Docker) -> None:
+async def close_quietly(client: aiodocker.Docker) -> None:
     try:
         await client.close()
     except Exception as exc:  # closing must never fail a shutdown or an update
@@ -201,6 +201,13 @@ def engine_errors(cfg: EngineConfig, what: str = "") -> Iterator[None]:
             reason = tls_hint(cfg, connection_reason(exc) or exc.message)
             raise HostError(f"{where}: {reason}", code="engine_unreachable") from None
         message = str(exc.message).strip() or f"engine error {exc.status}"
+        if "HTTP request to an HTTPS server" in message:
+            # dockerd's answer on its TLS port to a tcp:// (plain HTTP) url.
+            raise HostError(
+                f"{where}: the engine speaks TLS on this port; use https:// with its CA, "
+                "a client certificate and key",
+                code="engine_unreachable",
+            ) from None
         if exc.status == 404:
             raise NotFound(message, code="not_found") from None
         if exc.status == 409:

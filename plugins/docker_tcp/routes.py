@@ -16,6 +16,7 @@ from archnest import (
 )
 from pydantic import BaseModel, ConfigDict, Field
 
+from .client import EngineConfig
 from .source import DockerEngineSource, parse_engine_id
 from .store import NAME_MAX, public_view
 
@@ -69,6 +70,14 @@ class EngineUpdate(BaseModel):
     tls: TlsInput | None = None
 
 
+class EngineTest(EngineCreate):
+    """What ``POST /api/docker/hosts`` takes, the name optional: settings to try first."""
+
+    name: str = Field(  # type: ignore[assignment]
+        None, min_length=1, max_length=NAME_MAX, json_schema_extra=_not_sent
+    )
+
+
 class TlsView(BaseModel):
     verify: bool
     has_ca: bool
@@ -91,9 +100,9 @@ class EngineDeleted(BaseModel):
     deleted: int
 
 
-class EngineInfo(BaseModel):
-    host_id: str
-    name: str
+class EngineFacts(BaseModel):
+    """What an engine says about itself: versions, platform and counts."""
+
     engine_version: str | None
     api_version: str | None
     negotiated_api_version: str | None
@@ -109,6 +118,11 @@ class EngineInfo(BaseModel):
     images: int | None
     cpus: int | None
     mem_total_bytes: int | None
+
+
+class EngineInfo(EngineFacts):
+    host_id: str
+    name: str
 
 
 def _source(request: web.Request) -> DockerEngineSource:
@@ -178,16 +192,68 @@ async def engine_info(request: web.Request) -> web.Response:
     return web.json_response(info)
 
 
+TEST_DOC = (
+    "Connects with the settings on a connection of its own, under the per-host timeout, "
+    "and closes it; nothing is saved. 200: the engine's versions and counts. A refused "
+    "connection, a TLS failure (the engine's certificate, our client certificate) or an "
+    "engine error is a 502 and a silent engine a 504, each with a message saying what "
+    "failed; settings that cannot work (url, PEM) are a 400 naming the field "
+    "(`url`, `tls.ca`, `tls.cert`, `tls.key`)."
+)
+
+
+@operation(
+    "Test connection with settings not saved yet",
+    description="The body of `POST /api/docker/hosts`; `name` may be left out. " + TEST_DOC,
+    request=EngineTest,
+    responses={200: EngineFacts},
+    errors=(502, 504),
+)
+async def try_new_engine(request: web.Request) -> web.Response:
+    body = await read_model(request, EngineTest, MAX_BODY)
+    source = _source(request)
+    cfg = await source.store.preview(body.model_dump(exclude_unset=True))
+    return web.json_response(await _check(request, source, cfg))
+
+
+@operation(
+    "Test connection of a configured engine, with changes not saved yet",
+    description="The body is a `PATCH` body: the fields sent replace the stored ones for "
+    'this test only (an absent TLS field keeps the stored PEM, `null` or `""` leaves it '
+    "out); `{}` (or no body) tests the engine as saved. " + TEST_DOC,
+    request=EngineUpdate,
+    responses={200: EngineFacts},
+    errors=(502, 504),
+)
+async def try_engine(request: web.Request) -> web.Response:
+    engine_id = _engine_id(request.match_info["id"])
+    changes: dict[str, Any] = {}
+    if request.body_exists:
+        body = await read_model(request, EngineUpdate, MAX_BODY)
+        changes = body.model_dump(exclude_unset=True)
+    source = _source(request)
+    cfg = await source.store.preview(changes, engine_id)
+    return web.json_response(await _check(request, source, cfg))
+
+
+async def _check(
+    request: web.Request, source: DockerEngineSource, cfg: EngineConfig
+) -> dict[str, Any]:
+    return await with_timeout(request.app, source.check(cfg), f"engine at {cfg.url}")
+
+
 _resolve = source_resolver(DockerEngineSource.name)
 
 
 def setup_routes(app: web.Application) -> None:
     app.router.add_get(f"{PREFIX}/hosts", list_engines)
     app.router.add_post(f"{PREFIX}/hosts", create_engine)
+    app.router.add_post(f"{PREFIX}/hosts/test", try_new_engine)
     app.router.add_get(PREFIX + "/hosts/{id}", get_engine)
     app.router.add_patch(PREFIX + "/hosts/{id}", update_engine)
     app.router.add_delete(PREFIX + "/hosts/{id}", delete_engine)
     app.router.add_get(PREFIX + "/hosts/{id}/info", engine_info)
+    app.router.add_post(PREFIX + "/hosts/{id}/test", try_engine)
     add_container_routes(
         app, PREFIX + "/hosts/{id}", DockerEngineSource.name, exec_path=f"{PREFIX}/exec"
     )

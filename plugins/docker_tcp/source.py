@@ -24,6 +24,7 @@ from archnest import (
     ContainerDetail,
     ContainerSummary,
     ExecSession,
+    HostError,
     HostInfo,
     HostSource,
     LogLine,
@@ -36,11 +37,12 @@ from archnest import (
     summary_from_engine_list,
 )
 
-from .client import ClientPool, EngineConfig, engine_errors
+from .client import ClientPool, EngineConfig, close_quietly, engine_errors, make_client
 from .execs import DockerExecSession
 from .logs import stream_lines
 from .settings import DockerTcpSettings
 from .store import EngineStore
+from .tlsconf import TlsMaterialError
 
 log = logging.getLogger("archnest.docker_tcp")
 
@@ -50,6 +52,28 @@ LOCAL_FLAG = "local_socket_added"
 # while an edit made through another replica is still seen within a few seconds.
 CONFIG_TTL = 3.0
 # Engine ids are database integers (PostgreSQL INTEGER: 32-bit signed).
+
+
+async def engine_facts(client: aiodocker.Docker) -> dict[str, Any]:
+    """Versions and counts of the engine behind ``client`` (two calls, side by side)."""
+    version, info = await asyncio.gather(client.version(), client.system.info())
+    return {
+        "engine_version": version.get("Version"),
+        "api_version": version.get("ApiVersion"),
+        "negotiated_api_version": client.api_version.lstrip("v"),
+        "min_api_version": version.get("MinAPIVersion"),
+        "os": version.get("Os"),
+        "arch": version.get("Arch"),
+        "kernel_version": version.get("KernelVersion"),
+        "hostname": info.get("Name"),
+        "containers": info.get("Containers"),
+        "running": info.get("ContainersRunning"),
+        "paused": info.get("ContainersPaused"),
+        "stopped": info.get("ContainersStopped"),
+        "images": info.get("Images"),
+        "cpus": info.get("NCPU"),
+        "mem_total_bytes": info.get("MemTotal"),
+    }
 
 
 def parse_engine_id(raw: str) -> int:
@@ -155,26 +179,30 @@ class DockerEngineSource(HostSource):
     async def info(self, key: str) -> dict[str, Any]:
         cfg, client = await self.engine(key)
         with engine_errors(cfg, "info"):
-            version, info = await asyncio.gather(client.version(), client.system.info())
-        return {
-            "host_id": self.host_id(cfg.id),
-            "name": cfg.name,
-            "engine_version": version.get("Version"),
-            "api_version": version.get("ApiVersion"),
-            "negotiated_api_version": client.api_version.lstrip("v"),
-            "min_api_version": version.get("MinAPIVersion"),
-            "os": version.get("Os"),
-            "arch": version.get("Arch"),
-            "kernel_version": version.get("KernelVersion"),
-            "hostname": info.get("Name"),
-            "containers": info.get("Containers"),
-            "running": info.get("ContainersRunning"),
-            "paused": info.get("ContainersPaused"),
-            "stopped": info.get("ContainersStopped"),
-            "images": info.get("Images"),
-            "cpus": info.get("NCPU"),
-            "mem_total_bytes": info.get("MemTotal"),
-        }
+            facts = await engine_facts(client)
+        return {"host_id": self.host_id(cfg.id), "name": cfg.name, **facts}
+
+    async def check(self, cfg: EngineConfig) -> dict[str, Any]:
+        """Connect with ``cfg`` (settings not saved yet, or an edit being tried) on a
+        client of its own, never the pooled one, and read what ``info`` reads; the
+        connection is closed whatever happens. Call it under ``with_timeout``."""
+        try:
+            client = make_client(cfg, self.app[SETTINGS_KEY].host_timeout)
+        except TlsMaterialError as exc:
+            raise BadRequest(f"tls: {exc}", field=exc.field) from None
+        except ValueError as exc:
+            raise BadRequest(str(exc), field="url") from None
+        try:
+            with engine_errors(cfg, "test"):
+                return await engine_facts(client)
+        except NotFound:
+            # Something answered HTTP on that address, but not the Engine API.
+            raise HostError(
+                f"{cfg.url} answered, but not as a Docker engine (no /version there)",
+                code="engine_error",
+            ) from None
+        finally:
+            await close_quietly(client)
 
     # ---- containers ---------------------------------------------------------------
     async def list_containers(self, key: str, all: bool = False) -> list[ContainerSummary]:

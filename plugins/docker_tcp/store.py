@@ -10,7 +10,7 @@ from sqlmodel import select
 
 from .client import EngineConfig, check_tls_scheme, validate_url
 from .models import DockerEngine, DockerTcpFlag
-from .tlsconf import build_ssl_context
+from .tlsconf import TlsMaterialError, build_ssl_context
 
 NAME_MAX = 128
 
@@ -66,6 +66,20 @@ class EngineStore:
         self._apply(row, body, creating=True)
         return await self._save(row)
 
+    async def preview(self, body: dict[str, Any], engine_id: int | None = None) -> EngineConfig:
+        """The settings a create (``engine_id`` None) or an update of ``engine_id`` with
+        ``body`` would store, checked the same way, with nothing saved: what "Test
+        connection" connects with. A name is not needed to test a new engine."""
+        if engine_id is None:
+            row = DockerEngine(id=0, name="", url="")
+            body = {"name": "new engine"} | body
+        else:
+            stored = await self.get(engine_id)
+            # A copy: the stored row stays as it is whatever the test changes.
+            row = DockerEngine.model_validate(stored.model_dump())
+        self._apply(row, body, creating=engine_id is None)
+        return self.config(row)
+
     async def update(self, engine_id: int, body: dict[str, Any]) -> DockerEngine:
         row = await self.get(engine_id)
         self._apply(row, body, creating=False)
@@ -94,16 +108,19 @@ class EngineStore:
     def _apply(self, row: DockerEngine, body: dict[str, Any], *, creating: bool) -> None:
         # ``body``: the fields a request sent, already of the right types (the routes'
         # EngineCreate/EngineUpdate); what is left here is what a schema cannot say.
+        # Every refusal names its field, so a form shows it next to that field.
         if creating or "name" in body:
             name = body["name"].strip()
             if not name:
-                raise BadRequest(f"name must be a non-empty string of at most {NAME_MAX} chars")
+                raise BadRequest(
+                    f"name must be a non-empty string of at most {NAME_MAX} chars", field="name"
+                )
             row.name = name
         if creating or "url" in body:
             try:
                 row.url = validate_url(body["url"])
             except ValueError as exc:
-                raise BadRequest(str(exc)) from None
+                raise BadRequest(str(exc), field="url") from None
         tls = body.get("tls")
         if tls is not None:
             self._apply_tls(row, tls)
@@ -111,7 +128,7 @@ class EngineStore:
         try:
             check_tls_scheme(row.url, bool(row.tls_ca or row.tls_cert_enc or row.tls_key_enc))
         except ValueError as exc:
-            raise BadRequest(str(exc), code="tls_needs_https") from None
+            raise BadRequest(str(exc), code="tls_needs_https", field="url") from None
         if row.tls_ca or row.tls_cert_enc or row.tls_key_enc:
             # Refuse material that cannot work now rather than at the first request.
             try:
@@ -121,8 +138,10 @@ class EngineStore:
                     self.box.decrypt(row.tls_key_enc),
                     row.tls_verify,
                 )
+            except TlsMaterialError as exc:
+                raise BadRequest(f"tls: {exc}", field=exc.field) from None
             except ValueError as exc:
-                raise BadRequest(f"tls: {exc}") from None
+                raise BadRequest(f"tls: {exc}", field="tls") from None
 
     def _apply_tls(self, row: DockerEngine, tls: dict[str, Any]) -> None:
         if "verify" in tls:

@@ -10,6 +10,15 @@ from datetime import UTC, datetime
 from cryptography import x509
 
 
+class TlsMaterialError(ValueError):
+    """PEM material that cannot work, naming the request field at fault (``tls.ca``,
+    ``tls.cert`` or ``tls.key``) so a form shows the reason next to that field."""
+
+    def __init__(self, message: str, field: str):
+        super().__init__(message)
+        self.field = field
+
+
 def build_ssl_context(
     ca_pem: str | None, cert_pem: str | None, key_pem: str | None, verify: bool = True
 ) -> ssl.SSLContext:
@@ -22,9 +31,13 @@ def build_ssl_context(
         try:
             ctx.load_verify_locations(cadata=ca_pem)
         except ssl.SSLError as exc:
-            raise ValueError(f"the CA certificate is not valid PEM: {exc.reason}") from exc
+            raise TlsMaterialError(
+                f"the CA certificate is not valid PEM: {exc.reason}", "tls.ca"
+            ) from exc
         except TypeError as exc:  # not ASCII: the ssl module refuses it before OpenSSL
-            raise ValueError("the CA certificate is not valid PEM (not ASCII)") from exc
+            raise TlsMaterialError(
+                "the CA certificate is not valid PEM (not ASCII)", "tls.ca"
+            ) from exc
     else:
         ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
     if not verify:
@@ -32,7 +45,9 @@ def build_ssl_context(
         ctx.verify_mode = ssl.CERT_NONE
     if cert_pem or key_pem:
         if not (cert_pem and key_pem):
-            raise ValueError("a client certificate needs both cert and key")
+            raise TlsMaterialError(
+                "a client certificate needs both cert and key", "tls.cert" if key_pem else "tls.key"
+            )
         _load_client_identity(ctx, cert_pem, key_pem)
     return ctx
 
@@ -50,11 +65,32 @@ def _load_client_identity(ctx: ssl.SSLContext, cert_pem: str, key_pem: str) -> N
             with os.fdopen(fd, "w") as fh:
                 fh.write(data)
         try:
-            ctx.load_cert_chain(cert_path, key_path)
+            # A passphrase-protected key would make OpenSSL prompt on the server's
+            # terminal; an empty passphrase fails it at once instead.
+            ctx.load_cert_chain(cert_path, key_path, password=_no_passphrase)
         except ssl.SSLError as exc:
-            raise ValueError(
-                f"client certificate and key do not load or do not match: {exc.reason}"
-            ) from exc
+            raise _identity_error(cert_pem, key_pem, exc) from exc
+
+
+def _no_passphrase() -> bytes:
+    return b""
+
+
+def _identity_error(cert_pem: str, key_pem: str, exc: ssl.SSLError) -> TlsMaterialError:
+    """Which of the two failed to load, as the field to fix."""
+    try:
+        x509.load_pem_x509_certificate(cert_pem.encode())
+    except ValueError:
+        return TlsMaterialError("the client certificate is not a valid PEM certificate", "tls.cert")
+    if "ENCRYPTED" in key_pem:
+        return TlsMaterialError(
+            "the client key is protected by a passphrase: give it without one "
+            "(openssl pkey -in key.pem -out key-plain.pem)",
+            "tls.key",
+        )
+    return TlsMaterialError(
+        f"client certificate and key do not load or do not match: {exc.reason}", "tls.key"
+    )
 
 
 # OpenSSL alert reasons (what the *engine* told us about our client certificate).

@@ -92,7 +92,7 @@ def _narrow(doc: dict[str, Any], env: TestEnv) -> dict[str, Any]:
     doc = copy.deepcopy(doc)
     schemas = doc["components"]["schemas"]
     urls = [env.docker_tcp_url, env.docker_unix_url, "tcp://127.0.0.1:1", "unix:///nonexistent"]
-    for name in ("EngineCreate", "EngineUpdate"):
+    for name in ("EngineCreate", "EngineUpdate", "EngineTest"):
         schemas[name]["properties"]["url"] = {"type": "string", "enum": urls}
     for name in ("SshTargetCreate", "SshTargetUpdate", "SshTargetTest", "HostKeyScanRequest"):
         props = schemas[name]["properties"]
