@@ -9,7 +9,7 @@ import pytest
 from archnest import LogOptions, summary_from_engine_list
 from archnest_docker_tcp.client import EngineConfig, validate_url
 from archnest_docker_tcp.logs import LineSplitter, log_params
-from archnest_docker_tcp.tlsconf import build_ssl_context, client_cert_problem
+from archnest_docker_tcp.tlsconf import TlsMaterialError, build_ssl_context, client_cert_problem
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -132,3 +132,27 @@ def test_build_ssl_context_checks_material() -> None:
         build_ssl_context(cert, cert, None)
     with pytest.raises(ValueError, match="not valid PEM"):
         build_ssl_context("garbage", None, None)
+
+
+def test_tls_material_errors_name_the_field_to_fix() -> None:
+    cert, key = _cert(10)
+    _, other_key = _cert(10)
+    plain_key = serialization.load_pem_private_key(key.encode(), None)
+    locked_key = plain_key.private_bytes(  # type: ignore[union-attr]
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"secret-passphrase"),
+    ).decode()
+    cases = [
+        (("garbage", None, None), "tls.ca", "not valid PEM"),
+        ((None, cert, None), "tls.key", "both"),
+        ((None, None, key), "tls.cert", "both"),
+        ((None, "garbage", key), "tls.cert", "not a valid PEM certificate"),
+        ((None, cert, other_key), "tls.key", "do not match"),
+        # Refused at once: OpenSSL would otherwise prompt on the server's terminal.
+        ((None, cert, locked_key), "tls.key", "passphrase"),
+    ]
+    for (ca, client_cert, client_key), field, words in cases:
+        with pytest.raises(TlsMaterialError, match=words) as caught:
+            build_ssl_context(ca, client_cert, client_key)
+        assert caught.value.field == field
