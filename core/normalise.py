@@ -253,6 +253,15 @@ class _DetailWithDigests(ContainerDetail):
     # the model's JSON or schema; read only by the container diff (secret_digests).
     _secret_digests: dict[str, str] = PrivateAttr(default_factory=dict)
 
+    def __eq__(self, other: object) -> bool:
+        # The same container as the plain model with the same fields: the digests are
+        # private bookkeeping, not part of what the detail says.
+        if isinstance(other, ContainerDetail):
+            return self.model_dump() == other.model_dump()
+        return NotImplemented
+
+    __hash__ = ContainerDetail.__hash__
+
 
 def detail_from_inspect(
     data: Mapping[str, Any], host_id: str, stats: Stats | None = None
