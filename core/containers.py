@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 import re
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -30,6 +30,10 @@ def validate_ref(ref: str) -> str:
 
 
 MAX_ROW_ID = 2**31 - 1  # the largest id an INTEGER primary key holds on PostgreSQL
+
+# A row id in a request body: larger values would make PostgreSQL fail the query (a 500)
+# where SQLite would just find nothing, so the model refuses them with a 400 instead.
+RowId = Annotated[int, Field(ge=1, le=MAX_ROW_ID)]
 
 
 def parse_row_id(raw: str, what: str, code: str = "unknown_host") -> int:

@@ -8,7 +8,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from ..bodies import read_model
-from ..containers import parse_row_id
+from ..containers import RowId, parse_row_id
 from ..keys import DB_KEY, SECRETS_KEY
 from ..openapi import operation
 from . import SSH_POOL_KEY, probe
@@ -204,7 +204,7 @@ def setup_routes(app: web.Application) -> None:
         __doc__="A target to test without saving it: the fields of a POST, or those of a "
         "PATCH\nover the saved target `base` (its stored credentials fill in what is left "
         "out).",
-        base=(int | None, Field(None, description="A saved target to start from.")),
+        base=(RowId | None, Field(None, description="A saved target to start from.")),
     )
 
     @operation(

@@ -14,6 +14,7 @@ from archnest import (
     BadRequest,
     Content,
     FeatureDisabled,
+    RowId,
     admin_only,
     operation,
     plugin_settings,
@@ -61,7 +62,7 @@ class EnrollmentEntry(BaseModel):
 
 class SshInstall(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    target_id: int = Field(ge=1, description="The SSH target to install on.")
+    target_id: RowId = Field(description="The SSH target to install on.")
     host: str | None = Field(
         None,
         pattern=HOST_PATTERN,

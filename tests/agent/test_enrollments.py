@@ -238,6 +238,8 @@ async def test_ssh_install_validates_before_touching_anything(
         ({"target_id": 1, "host": "$(reboot)"}, "host"),
         ({"target_id": 1, "interval": 0}, "interval"),
         ({"target_id": "1"}, "target_id"),
+        ({"target_id": 2**31}, "target_id"),  # beyond PostgreSQL's INTEGER id
+        ({"target_id": 0}, "target_id"),
         ({"target_id": 1, "command": "id"}, "command"),
     ]
     for body, field in bad:

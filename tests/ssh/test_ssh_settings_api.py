@@ -145,6 +145,14 @@ async def test_unsaved_changes_of_a_saved_target_use_its_stored_credentials(
     assert r.status == 404
 
 
+@pytest.mark.parametrize("base", [0, -1, 2**31, 1009186724607])
+async def test_base_outside_the_id_column_is_a_400(archnest_client, admin_headers, base):
+    # PostgreSQL's INTEGER column would fail the lookup of a larger id (a 500 once).
+    r = await archnest_client.post(TEST, json={"base": base}, headers=admin_headers)
+    assert r.status == 400, await r.text()
+    assert (await r.json())["error"]["field"] == "base"
+
+
 async def test_changed_key_is_refused_with_both_fingerprints_and_pool_untouched(
     archnest_app, archnest_client, admin_headers, make_target, testenv
 ):
