@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from .containers import ContainerDetail, ContainerSummary, LogLine
+from .containers import ContainerDetail, ContainerSummary, LogLine, Stats
 from .errors import ApiError, NotFound
 
 HostStatus = Literal["ok", "error", "stale", "unknown"]
@@ -25,6 +25,9 @@ class Capabilities(BaseModel):
     exec: bool = False
     logs: bool = False
     stats: bool = False
+    # The source streams its hosts' container events (``HostSource.events``): the core
+    # watches each host and serves its lists from the live state cache.
+    events: bool = False
 
 
 class HostInfo(BaseModel):
@@ -38,6 +41,11 @@ class HostInfo(BaseModel):
     capabilities: Capabilities = Field(default_factory=Capabilities)
     # Source-specific facts for the UI (e.g. an agent's last_report_at).
     details: dict[str, Any] = Field(default_factory=dict)
+    # When the containers shown for this host were read (ISO 8601 UTC), and how many
+    # seconds ago: a watched host answers from the live cache, a dead one with its last
+    # known containers. None: read just now (or never).
+    updated_at: str | None = None
+    data_age: float | None = None
 
 
 @dataclass(frozen=True)
@@ -140,6 +148,21 @@ class HostSource:
         """Async generator: check the container exists (raise NotFound), yield ``None``
         once the stream is open, then the tail and every new line until it ends."""
         raise NotSupported(f"source {self.name!r} cannot follow logs")
+
+    async def stats(self, key: str, ref: str) -> Stats | None:
+        """One stats sample of container ``ref`` (None when it is not running). Kept
+        apart from :meth:`get_container`, which answers from inspect alone so a detail
+        never waits for a sample."""
+        raise NotSupported(f"source {self.name!r} has no stats")
+
+    def events(self, key: str) -> AsyncIterator[dict[str, Any] | None]:
+        """Async generator over the host's container events, for sources with
+        ``capabilities.events``: ``None`` once subscribed (the core lists the host after
+        that, so nothing between subscribing and listing is lost), then each event as
+        the Docker Engine's ``/events`` gives it (a dict with ``Type`` "container",
+        ``Action``, ``Actor.ID``, ``Actor.Attributes``, ``time``). Returns when the stream
+        ends and raises an ``ApiError`` when it fails; the core reconnects either way."""
+        raise NotSupported(f"source {self.name!r} has no event stream")
 
     async def action(self, key: str, ref: str, action: str, *, force: bool = False) -> None:
         raise NotSupported(f"source {self.name!r} is read-only")

@@ -38,6 +38,7 @@ from archnest import (
 )
 
 from .client import ClientPool, EngineConfig, close_quietly, engine_errors, make_client
+from .events import engine_events
 from .execs import DockerExecSession
 from .logs import stream_lines
 from .settings import DockerTcpSettings
@@ -46,7 +47,7 @@ from .tlsconf import TlsMaterialError
 
 log = logging.getLogger("archnest.docker_tcp")
 
-CAPABILITIES = Capabilities(manage=True, exec=True, logs=True, stats=True)
+CAPABILITIES = Capabilities(manage=True, exec=True, logs=True, stats=True, events=True)
 LOCAL_FLAG = "local_socket_added"
 # Engine rows change rarely; a short cache spares a database round trip per request
 # while an edit made through another replica is still seen within a few seconds.
@@ -234,6 +235,12 @@ class DockerEngineSource(HostSource):
             except ApiError as exc:
                 log.info("stats of %s on %s failed: %s", ref, cfg.name, exc.message)
         return detail_from_inspect(data, self.host_id(cfg.id), stats)
+
+    async def events(self, key: str) -> AsyncIterator[dict[str, Any] | None]:
+        cfg, client = await self.engine(key)
+        with engine_errors(cfg, "events"):
+            async for event in engine_events(client):
+                yield event
 
     async def logs(self, key: str, ref: str, options: LogOptions) -> list[LogLine]:
         out: list[LogLine] = []

@@ -117,6 +117,7 @@ async def test_agent_once_reports_host_containers_stats_and_masks(
         "exec": False,
         "logs": False,
         "stats": True,
+        "events": False,
     }
     detail = await (
         await archnest_client.get(

@@ -104,6 +104,7 @@ async def test_hosts_are_probed_concurrently_and_fail_alone(client, viewer_heade
         "exec": False,
         "logs": True,
         "stats": False,
+        "events": False,
     }
     # Not a timing assertion on speed: a sequential walk would simply never finish in 60s.
     assert elapsed < 30
