@@ -28,6 +28,11 @@ from pathlib import Path
 
 import aiohttp
 
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # for bench._common
+
+from bench._common import timed  # noqa: E402
+
 LABEL = "archnest.bench"
 
 
@@ -61,18 +66,6 @@ async def remove_containers(raw: aiohttp.ClientSession, ids: list[str]) -> None:
     for cid in ids:
         async with raw.delete(f"http://docker/containers/{cid}?force=1&v=1"):
             pass
-
-
-async def timed(session: aiohttp.ClientSession, url: str, n: int, **kw) -> list[float]:  # type: ignore[no-untyped-def]
-    samples = []
-    for _ in range(n):
-        start = time.perf_counter()
-        async with session.get(url, **kw) as resp:
-            body = await resp.read()
-            if resp.status != 200:
-                raise SystemExit(f"GET {url} -> {resp.status}: {body[:200]!r}")
-        samples.append(time.perf_counter() - start)
-    return samples
 
 
 async def timed_source(source, key: str, n: int) -> list[float]:  # type: ignore[no-untyped-def]

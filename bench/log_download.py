@@ -36,17 +36,12 @@ from typing import Any
 import aiohttp
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # for tests.testenv
+sys.path.insert(0, str(ROOT))  # for tests.testenv and bench._common
+
+from bench._common import rss_bytes  # noqa: E402
 
 CONTAINER = "bench-log-download"
 PAD = "of the log download bench, padded to sixty bytes"
-
-
-def rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
 
 
 def printer(lines: int) -> list[str]:

@@ -59,6 +59,8 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # for tests.testenv and the shared /proc readers
 
+from bench._common import rss_bytes  # noqa: E402
+
 MIB = 1024 * 1024
 FD_BOUND = 10
 CHANNEL_BOUND = 2
@@ -74,13 +76,6 @@ IDLE = ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
 
 
 # --- what the app holds --------------------------------------------------------------
-
-
-def rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
 
 
 def threads(pid: int) -> int:

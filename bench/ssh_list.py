@@ -39,7 +39,9 @@ from pathlib import Path
 import aiohttp
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # for tests.testenv
+sys.path.insert(0, str(ROOT))  # for tests.testenv and bench._common
+
+from bench._common import proc_cpu  # noqa: E402
 
 LABEL = "archnest.bench.ssh"
 
@@ -121,18 +123,6 @@ class SeparateProcessApp:
 
     async def stop(self) -> None:
         await self.served.__aexit__()
-
-
-def proc_cpu(pid: int) -> float:
-    """Seconds on a CPU of all threads of ``pid``, from schedstat (nanoseconds: the
-    1/100 s ticks of /proc/PID/stat are too coarse for a 4 ms request)."""
-    total = 0
-    for task in os.scandir(f"/proc/{pid}/task"):
-        try:
-            total += int(Path(task.path, "schedstat").read_text().split()[0])
-        except (OSError, IndexError, ValueError):
-            continue  # the thread ended meanwhile
-    return total / 1e9
 
 
 def process_cpu() -> dict[int, tuple[str, float]]:
