@@ -25,6 +25,7 @@ from .keys import (
     STREAMS_KEY,
     THROTTLE_KEY,
 )
+from .live import live_ctx
 from .login_throttle import LoginThrottle, PasswordVerifier
 from .plugin_config import PLUGIN_SETTINGS_KEY, load_plugin_settings
 from .plugins import build_plugin_manager, flatten
@@ -84,6 +85,7 @@ def create_app(
     for ctx in flatten(pm.hook.archnest_cleanup_ctx(app=app)):
         app.cleanup_ctx.append(ctx)
     app.cleanup_ctx.append(sources_ctx)
+    app.cleanup_ctx.append(live_ctx)
     setup_security_headers(app)
     setup_templates(app)
     pm.hook.archnest_routes(app=app)

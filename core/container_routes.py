@@ -19,6 +19,7 @@ from .containers import (
     validate_ref,
 )
 from .exec_bridge import make_exec_handler
+from .live import LIVE_KEY
 from .log_stream import download_logs, download_options, log_options, stream_logs
 from .openapi import Content, Param, operation
 from .query import flag
@@ -177,6 +178,9 @@ def add_container_routes(
             source.action(key, ref, action, force=flag(request, "force")),
             action,
         )
+        live = request.app.get(LIVE_KEY)
+        if live is not None:  # the next list shows the change without waiting for its event
+            await live.refresh(source, source.host_id(key))
         return web.json_response({"ok": True, "action": action, "container": ref})
 
     app.router.add_get(prefix + "/containers", list_containers)

@@ -18,7 +18,9 @@ from .container_routes import ALL_PARAM, add_container_routes, pydantic_json_res
 from .containers import ContainerSummary
 from .db import DatabaseUnavailable
 from .errors import ApiError
+from .event_hub import setup_event_routes
 from .keys import SETTINGS_KEY
+from .live import LIVE_KEY
 from .openapi import Param, operation
 from .query import flag
 from .resolve import (
@@ -101,8 +103,10 @@ async def list_all_containers(
     sources: set[str] | None = None,
     host_ids: set[str] | None = None,
 ) -> tuple[list[HostInfo], list[ContainerSummary]]:
-    """Containers of many hosts in one call, listed concurrently; the listing doubles as
-    the health check, so a dead host is its own error and the others still list."""
+    """Containers of many hosts in one call. Watched hosts (sources with events) answer
+    from the live cache with their status and data age; the others are listed
+    concurrently, the listing doubling as the health check. A dead host is its own
+    error and the others still list."""
     if host_ids is not None:
         # Only the sources the chosen hosts belong to: a source's host list is a database
         # query, and this request is the "all hosts" page's refresh.
@@ -117,12 +121,17 @@ async def list_all_containers(
         if host_ids is None or host.id in host_ids
     ]
     bounded = _bounded(app)
-    listed = await asyncio.gather(
-        *(
-            bounded(_guarded(app, host, source.list_containers(_key(host), all=all), "list"))
-            for source, host in pairs
+    live = app.get(LIVE_KEY)
+
+    async def rows(source: HostSource, host: HostInfo) -> list[ContainerSummary] | None:
+        state = live.state_for(source, host.id) if live is not None else None
+        if state is not None:  # watched: the live cache answers, never the host
+            return await live.rows(state, host, all)  # type: ignore[union-attr]
+        return await bounded(
+            _guarded(app, host, source.list_containers(_key(host), all=all), "list")
         )
-    )
+
+    listed = await asyncio.gather(*(rows(source, host) for source, host in pairs))
     containers = [c for items in listed for c in (items or [])]
     return [host for _, host in pairs], containers
 
@@ -169,6 +178,7 @@ async def containers_index(request: web.Request) -> web.Response:
 
 def setup_unified_routes(app: web.Application) -> None:
     app[KNOWN_HOSTS_KEY] = KnownHosts()
+    setup_event_routes(app)
     app.router.add_get("/api/hosts", hosts_index)
     app.router.add_get("/api/containers", containers_index)
     add_container_routes(app, "/api/hosts/{host_id}", _unified_resolver, exec_path="/api/exec")

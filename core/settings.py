@@ -108,6 +108,12 @@ class Settings:
     max_terminals_per_host: int = 10
     # Hosts one fan-out request (the all-hosts list, the host index) reaches at once.
     fanout_concurrency: int = 32
+    # The live state: watch hosts' event streams and serve lists from the cache; list
+    # every watched host again this often anyway; look for added/removed hosts and
+    # status changes of unwatched ones (agents) this often.
+    live: bool = True
+    live_resync_seconds: float = 60.0
+    live_sweep_seconds: float = 5.0
     # Whose X-Forwarded-For is believed for the client address (empty: nobody's).
     trusted_proxies: tuple[IPNetwork, ...] = ()
     # Login throttling: a burst of attempts, then one more per interval (seconds), per
@@ -162,6 +168,9 @@ class Settings:
             max_terminals_per_user=_env_int(env, "ARCHNEST_MAX_TERMINALS_PER_USER", 5, lo=1),
             max_terminals_per_host=_env_int(env, "ARCHNEST_MAX_TERMINALS_PER_HOST", 10, lo=1),
             fanout_concurrency=_env_int(env, "ARCHNEST_FANOUT_CONCURRENCY", 32, lo=1),
+            live=env.get("ARCHNEST_LIVE", "1") not in ("0", "false"),
+            live_resync_seconds=_env_float(env, "ARCHNEST_LIVE_RESYNC_SECONDS", 60.0, lo=1.0),
+            live_sweep_seconds=_env_float(env, "ARCHNEST_LIVE_SWEEP_SECONDS", 5.0, lo=0.5),
             trusted_proxies=_env_networks(env, "ARCHNEST_TRUSTED_PROXIES"),
             login_attempts=_env_int(env, "ARCHNEST_LOGIN_ATTEMPTS", 5, lo=1),
             login_attempt_seconds=_env_int(env, "ARCHNEST_LOGIN_ATTEMPT_SECONDS", 30, lo=1),

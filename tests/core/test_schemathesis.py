@@ -64,6 +64,8 @@ EXCLUDED: dict[tuple[str, str], str] = {
     ("GET", "/api/exec"): "WebSocket",
     ("GET", "/api/docker/exec"): "WebSocket",
     ("GET", "/api/docker-ssh/exec"): "WebSocket",
+    # An endless server-sent event stream: tests/core/test_live.py reads it for real.
+    ("GET", "/api/events"): "endless stream",
 }
 # Sign-out ends the session of the cookie it is sent with. The run authenticates with a
 # bearer token, so only generated cookies are at stake; sign-out still runs after

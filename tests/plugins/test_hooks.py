@@ -45,8 +45,16 @@ async def test_archnest_host_sources(
             "name": "memory host",
             "status": "ok",
             "error": None,
-            "capabilities": {"manage": False, "exec": False, "logs": False, "stats": False},
+            "capabilities": {
+                "manage": False,
+                "exec": False,
+                "logs": False,
+                "stats": False,
+                "events": False,
+            },
             "details": {},
+            "updated_at": None,
+            "data_age": None,
         }
     ]
     resp = await archnest_client.get("/api/hosts/hooktest:one/containers", headers=viewer_headers)
