@@ -8,6 +8,7 @@ import { errorFrom, RequestError, showFailure } from "./api.js";
 import { initDetail, restoreTabs } from "./detail.js";
 import { initHosts } from "./hosts.js";
 import { initList, reloadList } from "./list.js";
+import { initLive } from "./live.js";
 import { installLogs } from "./logs.js";
 import { readState, saveState, state } from "./state.js";
 import { installTabs, selectTab } from "./tabs.js";
@@ -57,6 +58,7 @@ function start() {
   restoreTabs();
   saveState();
   reloadList();
+  initLive();
 }
 
 // A module runs before DOMContentLoaded, and htmx sets up the page's hx- attributes when
