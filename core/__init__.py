@@ -44,6 +44,7 @@ from .errors import (
 )
 from .exec_bridge import make_exec_handler
 from .keys import DB_KEY, PM_KEY, SECRETS_KEY, SETTINGS_KEY, SOURCES_KEY
+from .live import publish_containers
 from .normalise import (
     detail_dict_from_inspect,
     detail_from_inspect,
@@ -125,6 +126,7 @@ __all__ = [
     "plugin_settings",
     "ports_from_inspect",
     "public",
+    "publish_containers",
     "read_body_limited",
     "read_model",
     "require_json",
