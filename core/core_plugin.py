@@ -15,6 +15,7 @@ from .keys import PM_KEY, SOURCES_KEY
 from .openapi import operation, setup_openapi
 from .plugin_types import Assets, NavItem
 from .plugins import hookimpl, loaded_plugins
+from .projects import setup_project_routes
 from .settings_ui import setup_settings_ui
 from .ui import setup_ui_routes
 from .web import HERE, setup_auth_routes
@@ -76,6 +77,7 @@ def archnest_routes(app: web.Application) -> None:
     setup_account_routes(app)
     setup_unified_routes(app)
     setup_diff_routes(app)
+    setup_project_routes(app)
     setup_ui_routes(app)
     setup_settings_ui(app)
     setup_openapi(app)
@@ -85,6 +87,7 @@ def archnest_routes(app: web.Application) -> None:
 def archnest_nav_items() -> list[NavItem]:
     return [
         NavItem("Containers", "/containers", order=10),
+        NavItem("Projects", "/projects", order=15),
         NavItem("Settings", "/settings", order=90, admin_only=True),
         NavItem("Account", "/account", order=95),
     ]
