@@ -153,9 +153,10 @@ class SshPool:
     ``load_chain(target_id)`` returns the hops and the target (target last). Limits:
     ``max_channels`` channels per target in all (sshd's default MaxSessions is 10), of
     which ``max_commands`` for concurrent short commands (they wait for a free one) and
-    one for the background Engine API stream; long-lived streams (followed logs,
-    terminals) get the rest and are refused with a 429 beyond it, never queued; connect
-    and command timeouts; connections idle for ``idle_seconds`` are closed.
+    two for the background Engine API stream and event subscription; long-lived streams
+    (followed logs, terminals) get the rest and are refused with a 429 beyond it, never
+    queued; connect and command timeouts; connections idle for ``idle_seconds`` are
+    closed.
     """
 
     def __init__(
@@ -176,11 +177,12 @@ class SshPool:
         self.idle_seconds = idle_seconds
         self.max_commands = max_commands
         # Every channel counts against the server's per-connection limit (sshd's
-        # MaxSessions, 10 by default): short commands may use ``max_commands``, one is
-        # the background Engine API stream, and long-lived streams get the rest, so a
-        # host whose follows are all open still lists, inspects and acts.
+        # MaxSessions, 10 by default): short commands may use ``max_commands``, two are
+        # the background Engine API stream and the host's event subscription, and
+        # long-lived streams get the rest, so a host whose follows are all open still
+        # lists, inspects, acts and reports its events.
         self.max_channels = max_channels
-        self.max_streams = max(1, max_channels - max_commands - 1)
+        self.max_streams = max(1, max_channels - max_commands - 2)
         self._entries: dict[int, _Entry] = {}
         self._reaper: asyncio.Task | None = None
         # Totals, so tests can prove a request never reached SSH.

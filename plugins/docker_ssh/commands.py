@@ -17,9 +17,11 @@ from archnest import validate_action, validate_ref
 JSON_FORMAT = "{{json .}}"
 ID_FORMAT = "{{.Id}}"
 VERSION_FORMAT = "{{.Server.Version}}"
+# Relative to the remote CLI's own clock: no clock skew between the app and the host.
+EVENTS_SINCE = "5s"
 VERBS = frozenset(
     {"ps", "inspect", "stats", "logs", "start", "stop", "restart", "pause", "unpause", "kill"}
-    | {"rm", "exec", "version", "system"}
+    | {"rm", "exec", "version", "system", "events"}
 )
 ACTION_VERBS = {
     "start": "start",
@@ -66,6 +68,14 @@ def version(sudo: bool) -> str:
 def dial_stdio(sudo: bool) -> str:
     """The docker CLI as a pipe to the host's Engine API (honours the remote DOCKER_HOST)."""
     return _line(sudo, "system", "dial-stdio")
+
+
+def events(sudo: bool) -> str:
+    """Container events as JSON lines (the objects ``GET /events`` gives), replayed from
+    a few seconds before the CLI started so an event between opening the channel and
+    the CLI's subscription is not lost (events.py)."""
+    flags = ["--format", JSON_FORMAT, "--filter", "type=container", "--since", EVENTS_SINCE]
+    return _line(sudo, "events", *flags)
 
 
 def ps(sudo: bool, all: bool = False) -> str:

@@ -9,14 +9,18 @@ keep-alive to the Engine API over its stdin/stdout: ``GET /_ping`` when it opens
 ``KNOWN_API``), then fixed read-only paths. Requests on one stream are serialised.
 
 Only constant paths reach the stream: the version comes from ints, ``all`` is a bool,
-and ``_check_path`` refuses anything else. Any failure (the process died, an unreadable
-response, a timeout, no ``dial-stdio`` on an old docker, sudo refused) closes the
-stream and returns ``None``: the caller falls back to the CLI for that request. A
+the event filter is a constant, and ``_check_path`` refuses anything else. Any failure
+(the process died, an unreadable response, a timeout, no ``dial-stdio`` on an old
+docker, sudo refused) closes the stream and returns ``None``: the caller falls back to
+the CLI for that request. A
 stream that had worked and fails is retried once on a fresh one (a dropped connection
 or killed process); a stream that cannot be opened backs the target off (5 s doubling
 to 5 min) so a host without ``dial-stdio`` does not pay a failed attempt every time.
 The process is a background channel of the pooled connection: it ends with it (idle
 close, reconnect, target edit, pool close), and the next request opens a new one.
+
+An event subscription is a long-lived request, so it gets a ``dial-stdio`` process of
+its own (``open_events``, read by ``events``), never the shared one.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import contextlib
 import logging
 import re
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -45,7 +50,12 @@ MAX_LINE = 8192
 MAX_HEADERS = 100
 MAX_BODY = 64 * 1024 * 1024
 _VERSION = re.compile(r"^(\d{1,3})\.(\d{1,3})$")
-_PATH = re.compile(r"^/(_ping|v\d{1,3}\.\d{1,3}/containers/json\?all=[01])$")
+# ``{"type":["container"]}`` url-encoded: only container events, a constant.
+EVENTS_FILTERS = "%7B%22type%22%3A%5B%22container%22%5D%7D"
+_PATH = re.compile(
+    r"^/(_ping|v\d{1,3}\.\d{1,3}/containers/json\?all=[01]"
+    r"|v\d{1,3}\.\d{1,3}/events\?filters=" + re.escape(EVENTS_FILTERS) + ")$"
+)
 _CHUNK = re.compile(rb"^([0-9a-fA-F]{1,8})(;[^\r\n]*)?$")
 
 
@@ -69,6 +79,10 @@ def api_version(header: str | None) -> tuple[int, int]:
 
 def list_path(version: tuple[int, int], all: bool) -> str:
     return _check_path(f"/v{int(version[0])}.{int(version[1])}/containers/json?all={int(all)}")
+
+
+def events_path(version: tuple[int, int]) -> str:
+    return _check_path(f"/v{int(version[0])}.{int(version[1])}/events?filters={EVENTS_FILTERS}")
 
 
 class EngineStream:
@@ -125,6 +139,14 @@ class EngineStream:
 
     async def request(self, path: str) -> tuple[int, dict[str, str], bytes]:
         """``GET path``; the status, headers (lower-case names) and body."""
+        status, headers = await self.start(path)
+        body = await self._body(status, headers)
+        if headers.get("connection", "").lower() == "close":
+            self._closed = True
+        return status, headers, body
+
+    async def start(self, path: str) -> tuple[int, dict[str, str]]:
+        """Send ``GET path`` and read the status and headers; the body is left unread."""
         head = (
             f"GET {_check_path(path)} HTTP/1.1\r\nHost: docker\r\nUser-Agent: archnest\r\n"
             "Accept: application/json\r\nConnection: keep-alive\r\n\r\n"
@@ -145,34 +167,43 @@ class EngineStream:
             headers[name.strip().lower().decode("latin-1")] = value.strip().decode("latin-1")
         if status < 200:
             raise EngineProtocolError(f"unexpected interim status {status}")
-        body = await self._body(status, headers)
-        if headers.get("connection", "").lower() == "close":
-            self._closed = True
-        return status, headers, body
+        return status, headers
 
     async def _body(self, status: int, headers: dict[str, str]) -> bytes:
         if status in (204, 304):
             return b""
         if "chunked" in headers.get("transfer-encoding", "").lower():
             out = bytearray()
-            while True:
-                m = _CHUNK.fullmatch(await self._line())
-                if not m:
-                    raise EngineProtocolError("bad chunk size line")
-                size = int(m[1], 16)
-                if size == 0:
-                    while await self._line():  # trailers, up to the blank line
-                        pass
-                    return bytes(out)
-                if len(out) + size > MAX_BODY:
+            async for piece in self.chunks():
+                if len(out) + len(piece) > MAX_BODY:
                     raise EngineProtocolError("response too large")
-                out += await self._exactly(size)
-                if await self._exactly(2) != b"\r\n":
-                    raise EngineProtocolError("chunk not followed by CRLF")
+                out += piece
+            return bytes(out)
         length = headers.get("content-length")
         if length is None or not length.isdigit() or int(length) > MAX_BODY:
             raise EngineProtocolError("response without a usable length")
         return await self._exactly(int(length))
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The pieces of a chunked body as they arrive (a big chunk in several), up to
+        the last chunk and its trailers; never more than one read held at a time."""
+        while True:
+            m = _CHUNK.fullmatch(await self._line())
+            if not m:
+                raise EngineProtocolError("bad chunk size line")
+            left = int(m[1], 16)
+            if left == 0:
+                while await self._line():  # trailers, up to the blank line
+                    pass
+                return
+            while left:
+                if not self._buf:
+                    await self._fill()
+                piece, self._buf = self._buf[:left], self._buf[left:]
+                left -= len(piece)
+                yield piece
+            if await self._exactly(2) != b"\r\n":
+                raise EngineProtocolError("chunk not followed by CRLF")
 
     async def ping(self) -> None:
         status, headers, _ = await self.request("/_ping")
@@ -211,6 +242,7 @@ class EngineFastPath:
         self.opens = 0
         self.requests = 0
         self.failures = 0
+        self.event_opens = 0
 
     async def close(self) -> None:
         for state in self._targets.values():
@@ -292,9 +324,31 @@ class EngineFastPath:
                 return data
         return None  # pragma: no cover
 
-    async def _open(self, target: int, sudo: bool) -> EngineStream:
+    async def open_events(self, target: int, sudo: bool) -> EngineStream | None:
+        """A ``dial-stdio`` process of its own for one event subscription (pinged, so its
+        ``version`` is known), or None: use the CLI. The caller closes it. Connection
+        failures raise (HostError): the CLI could not do better on that connection."""
+        if not self.enabled:
+            return None
+        state = self._targets.setdefault(target, _Target())
+        if time.monotonic() < state.retry_at:
+            return None  # this target's dial-stdio failed lately: the CLI, without a try
+        try:
+            stream = await self._open(target, sudo, events=True)
+        except HostError:
+            raise
+        except Exception as exc:
+            self._failed(target, state, None, exc)
+            return None
+        state.backoff = 0.0
+        return stream
+
+    async def _open(self, target: int, sudo: bool, events: bool = False) -> EngineStream:
         proc = await self.pool.open_process(target, commands.dial_stdio(sudo), background=True)
-        self.opens += 1
+        if events:
+            self.event_opens += 1
+        else:
+            self.opens += 1
         stream = EngineStream(proc, sudo)
         try:
             await asyncio.wait_for(stream.ping(), STEP_TIMEOUT)

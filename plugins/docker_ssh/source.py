@@ -41,11 +41,12 @@ from archnest.ssh import SSH_POOL_KEY, PooledProcess, SshPool, SshResult
 
 from . import commands
 from .engine import EngineFastPath
+from .events import Event, watch_events
 from .parse import make_line, merge_logs, parse_ps, parse_stats, split_timestamp
 from .settings import DockerSshSettings
 from .targets import docker_targets
 
-CAPABILITIES = Capabilities(manage=True, exec=True, logs=True, stats=True)
+CAPABILITIES = Capabilities(manage=True, exec=True, logs=True, stats=True, events=True)
 _CONFLICT_HINTS = (
     "is not running",
     "is already paused",
@@ -314,6 +315,16 @@ class SshDockerSource(HostSource):
                 for t in tasks:
                     t.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def events(self, key: str) -> AsyncIterator[Event | None]:
+        # Its own dial-stdio process (else `docker events`) on the pooled connection,
+        # a background channel that takes no command or stream slot (events.py).
+        target = self.target(key)
+        sudo = await self.sudo(target)
+        stream = watch_events(self.engine, target, sudo, commands.events(sudo), check)
+        async with contextlib.aclosing(stream):
+            async for event in stream:
+                yield event
 
     async def action(self, key: str, ref: str, action: str, *, force: bool = False) -> None:
         await self.docker(key, commands.action, ref, action, force=force, ref=ref)

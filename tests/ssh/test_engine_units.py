@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import shlex
+from urllib.parse import unquote
 
 import pytest
 from archnest_docker_ssh import commands
@@ -14,6 +16,7 @@ from archnest_docker_ssh.engine import (
     EngineProtocolError,
     EngineStream,
     api_version,
+    events_path,
     list_path,
 )
 
@@ -110,11 +113,26 @@ async def test_connection_close_ends_the_stream() -> None:
 
 async def test_only_fixed_paths_reach_the_stream() -> None:
     stream = EngineStream(FakePooled(PING), sudo=False)  # type: ignore[arg-type]
-    for bad in ("/v1.41/containers/x/json", "/_ping\r\nX: y", "/v1.41/containers/json?all=2"):
+    events = events_path((1, 41))
+    for bad in (
+        "/v1.41/containers/x/json",
+        "/_ping\r\nX: y",
+        "/v1.41/containers/json?all=2",
+        "/v1.41/events",
+        "/v1.41/events?filters=%7B%7D",
+        events + "&since=0",
+        events.replace("container", "image"),
+        events + "\r\nX: y",
+        events.replace("/v1.41/", "/v1.41/../"),
+    ):
         with pytest.raises(ValueError):
             await stream.request(bad)
+        with pytest.raises(ValueError):
+            await stream.start(bad)
     assert stream.proc.proc.stdin.sent == b""
     await stream.close()
+    assert events == "/v1.41/events?filters=%7B%22type%22%3A%5B%22container%22%5D%7D"
+    assert json.loads(unquote(events.partition("filters=")[2])) == {"type": ["container"]}
 
 
 def test_api_version_negotiation() -> None:
