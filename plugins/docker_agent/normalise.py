@@ -2,17 +2,20 @@
 
 Each container of a report is a trimmed ``docker inspect`` document, so it goes through
 the core's normaliser (``archnest.detail_dict_from_inspect``) like every other source's
-inspect; this module only adds memoised env masking on top. Normalisation runs once per
-container at ingest and the result is stored as JSON, so reads only slice stored data.
+inspect; this module adds memoised env masking and, for the ingest, a cache of each
+host's containers by their raw JSON (:class:`ContainerCache`). Normalisation runs at
+ingest and the result is stored as JSON, so reads only slice stored data.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from archnest import ContainerSummary, detail_dict_from_inspect, mask_env
 
-from .payload import STATS_FIELDS, AgentReport
+from .payload import STATS_FIELDS, AgentReport, validate_container
 
 SUMMARY_FIELDS = tuple(ContainerSummary.model_fields)
 # `docker ps` without -a lists these: paused and restarting containers are "up".
@@ -74,3 +77,107 @@ def find_container(containers: list[dict[str, Any]], ref: str) -> dict[str, Any]
             return c
     matches = [c for c in containers if c["id"].startswith(ref)]
     return matches[0] if len(matches) == 1 else None
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """One container as the ingest keeps it between reports (nothing here is mutated)."""
+
+    summary: ContainerSummary
+    # The stored detail's JSON up to its "stats" member's value, which is the report's
+    # sample, spliced in per report: head + sample + "}".
+    head: bytes
+    cid: str
+    running: bool
+
+
+@dataclass(frozen=True, slots=True)
+class NormalisedContainers:
+    """A report's containers: the list rows, the stored JSON, and the running count."""
+
+    summaries: list[ContainerSummary]
+    json: str
+    running_count: int
+
+
+class ContainerCache:
+    """Each host's containers of its latest report, validated and normalised, keyed by
+    their raw JSON.
+
+    An agent reports every container on every run; one that did not change comes back
+    as the very same bytes (its stats are a separate member of the report). Those bytes
+    are the key, so a hit is exactly what validating and normalising them again would
+    give: no staleness, and no way for one host's report to affect another host's
+    entries. Only the latest report of each host is kept; when more than
+    ``max_entries`` containers are held, the hosts that reported longest ago are
+    dropped (they are validated again on their next report).
+
+    Lookup is by position first (the agent lists containers in the same order each
+    time, and comparing two equal byte strings is cheaper than hashing one), then by
+    the bytes among the host's previous containers.
+    """
+
+    def __init__(self, mask: EnvMasker | None = None, max_entries: int = 100_000):
+        self.mask = mask or EnvMasker()
+        self.max_entries = max_entries
+        # host -> (raw JSON of each container, its entry), in report order
+        self._hosts: dict[str, tuple[list[bytes], list[_Entry]]] = {}
+        self._size = 0
+        self.hits = 0  # for tests and operators
+        self.misses = 0
+
+    def normalise(
+        self, host: str, raws: list[bytes], stats: dict[str, Any]
+    ) -> NormalisedContainers:
+        """Validate (when new) and normalise ``raws``, attach ``stats`` by full id.
+
+        Raises :class:`.payload.ReportInvalid` for a container off schema; the cache
+        is then left as it was.
+        """
+        host_id = f"agent:{host}"
+        old_raws, old_entries = self._hosts.get(host) or ([], [])
+        old_count = len(old_raws)
+        by_raw: dict[bytes, _Entry] | None = None  # built on the first positional miss
+        entries: list[_Entry] = []
+        parts: list[bytes] = []
+        dumps = orjson.dumps
+        running = misses = 0
+        for index, raw in enumerate(raws):
+            if index < old_count and old_raws[index] == raw:
+                entry = old_entries[index]
+            else:
+                if by_raw is None:
+                    by_raw = dict(zip(old_raws, old_entries, strict=True))
+                found = by_raw.get(raw)
+                if found is None:
+                    found = by_raw[raw] = self._entry(raw, index, host_id)
+                    misses += 1
+                entry = found
+            entries.append(entry)
+            # The sample as validated (only the schema's keys); absent keys read as null.
+            parts += (entry.head, dumps(stats.get(entry.cid)), b"},")
+            running += entry.running
+        self.hits += len(raws) - misses
+        self.misses += misses
+        if parts:
+            parts[-1] = b"}"  # the last container's, without the comma
+        self._store(host, raws, entries)
+        text = b"".join((b"[", *parts, b"]")).decode()
+        return NormalisedContainers([e.summary for e in entries], text, running)
+
+    def forget(self, host: str) -> None:
+        self._size -= len(self._hosts.pop(host, ((), ()))[0])
+
+    def _entry(self, raw: bytes, index: int, host_id: str) -> _Entry:
+        detail = detail_dict_from_inspect(validate_container(raw, index), host_id, None, self.mask)
+        del detail["stats"]
+        head = orjson.dumps(detail)[:-1] + b',"stats":'
+        summary = ContainerSummary(**{k: detail[k] for k in SUMMARY_FIELDS})
+        return _Entry(summary, head, detail["id"], detail["state"] == "running")
+
+    def _store(self, host: str, raws: list[bytes], entries: list[_Entry]) -> None:
+        self.forget(host)  # re-inserted last: the dict's order is the hosts' report order
+        self._hosts[host] = (raws, entries)
+        self._size += len(raws)
+        while self._size > self.max_entries and len(self._hosts) > 1:
+            self.forget(next(iter(self._hosts)))

@@ -1,18 +1,35 @@
-"""The agent's report, schema 1: validation model and normalisation.
+"""The agent's report, schema 1: validation model, and the ingest's split of a body.
 
 The agent sends trimmed ``docker inspect`` documents plus a ``docker stats`` sample
-(see docs/docker-agent-monitoring.md). Validation is one pydantic schema applied
-straight to the request bytes (``model_validate_json``: no intermediate parse);
-unknown fields are dropped. :mod:`.normalise` then reshapes what passed.
+(see docs/docker-agent-monitoring.md). The schema is the pydantic model
+:class:`AgentReport` (also what the API reference documents); unknown fields are
+dropped. :mod:`.normalise` then reshapes what passed.
+
+The ingest does not validate a body in one piece: :func:`split_report` scans it once
+(msgspec, JSON syntax checked everywhere) into the small top-level fields, which
+:class:`AgentReport` validates, and the *raw bytes* of each container, which
+:func:`validate_container` validates with the same schema (:class:`AgentContainer`)
+only when those bytes were not seen in the host's previous report: a container that
+did not change between two reports is byte-for-byte the same document, so its
+validated and normalised form can be reused (:class:`.normalise.ContainerCache`).
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Literal, Required
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+import msgspec
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+)
 from typing_extensions import TypedDict
 
 SCHEMA_VERSION = 1
@@ -112,6 +129,7 @@ class AgentContainer(_Doc, total=False):
 
 
 NonNegative = Annotated[int, Field(ge=0)]
+MAX_CONTAINERS = 10000
 
 
 class AgentStats(_Doc, total=False):
@@ -139,7 +157,7 @@ class AgentReport(BaseModel):
     reported_at: datetime
     engine: dict[ShortStr, ShortStr | int | float | bool | None] = Field(default_factory=dict)
     host_facts: dict[ShortStr, ShortStr | int | float | bool | None] = Field(default_factory=dict)
-    containers: list[AgentContainer] = Field(max_length=10000)
+    containers: list[AgentContainer] = Field(max_length=MAX_CONTAINERS)
     stats: dict[ShortStr, AgentStats] = Field(default_factory=dict)
 
 
@@ -155,7 +173,7 @@ def parse_report(body: bytes) -> AgentReport:
         raise ReportInvalid(_explain(exc)) from None
 
 
-def _explain(exc: ValidationError) -> str:
+def _explain(exc: ValidationError, prefix: tuple[str | int, ...] = ()) -> str:
     # Only locations and pydantic's messages: the offending values are never echoed
     # back (they could be secrets from a broken agent).
     errors = exc.errors(include_url=False, include_input=False)
@@ -164,7 +182,92 @@ def _explain(exc: ValidationError) -> str:
         return f"malformed JSON: {first.get('msg', '')}"
     parts = []
     for err in errors[:5]:
-        loc = ".".join(str(p) for p in err.get("loc", ())) or "(body)"
+        loc = ".".join(str(p) for p in (*prefix, *err.get("loc", ()))) or "(body)"
         parts.append(f"{loc}: {err.get('msg', 'invalid')}")
     more = f" (+{len(errors) - 5} more)" if len(errors) > 5 else ""
     return "report does not match schema 1: " + "; ".join(parts) + more
+
+
+# --- the ingest's split --------------------------------------------------------------
+
+
+class _Parts(msgspec.Struct):
+    """The top level of a body: each known field's raw JSON (empty when absent), the
+    containers as one raw document each. Anything else is skipped (but still checked
+    to be JSON)."""
+
+    schema: msgspec.Raw = msgspec.Raw()
+    agent_version: msgspec.Raw = msgspec.Raw()
+    host: msgspec.Raw = msgspec.Raw()
+    reported_at: msgspec.Raw = msgspec.Raw()
+    engine: msgspec.Raw = msgspec.Raw()
+    host_facts: msgspec.Raw = msgspec.Raw()
+    stats: msgspec.Raw = msgspec.Raw()
+    containers: list[msgspec.Raw] | msgspec.UnsetType | None = msgspec.UNSET
+
+
+_PARTS = msgspec.json.Decoder(_Parts)
+# (attribute, its JSON key as bytes) of the top-level fields but the containers.
+_HEADER_FIELDS = tuple(
+    (f, b'"%s":' % f.encode()) for f in _Parts.__struct_fields__ if f != "containers"
+)
+_CONTAINER = TypeAdapter(AgentContainer)
+
+
+@dataclass(slots=True)
+class SplitReport:
+    """A body whose top level passed :class:`AgentReport`; containers not yet checked."""
+
+    header: AgentReport  # every field validated; ``containers`` is empty here
+    containers: list[bytes]  # each container's JSON exactly as sent
+
+
+def split_report(body: bytes) -> SplitReport:
+    """Check the JSON and the top-level fields of a schema-1 body; keep each container's
+    raw JSON for :func:`validate_container`. Raises :class:`ReportInvalid`."""
+    try:
+        parts = _PARTS.decode(body)
+    except msgspec.ValidationError as exc:  # well-formed JSON of the wrong shape
+        raise ReportInvalid("report does not match schema 1: " + _msgspec_explain(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise ReportInvalid(f"malformed JSON: {exc}") from None
+    # The top level without the containers, re-assembled from the raw pieces, goes
+    # through the documented model: the same rules and messages as a whole report.
+    pieces = [key + raw for name, key in _HEADER_FIELDS if (raw := getattr(parts, name))]
+    raws = parts.containers
+    if raws is None:
+        pieces.append(b'"containers":null')
+    elif raws is not msgspec.UNSET:
+        pieces.append(b'"containers":[]')
+    try:
+        header = AgentReport.model_validate_json(b"{" + b",".join(pieces) + b"}")
+    except ValidationError as exc:
+        raise ReportInvalid(_explain(exc)) from None
+    assert isinstance(raws, list)  # absent or null failed above ("containers" required)
+    if len(raws) > MAX_CONTAINERS:
+        raise ReportInvalid(
+            f"report does not match schema 1: containers: List should have at most "
+            f"{MAX_CONTAINERS} items after validation, not {len(raws)}"
+        )
+    return SplitReport(header, [bytes(r) for r in raws])
+
+
+def validate_container(raw: bytes, index: int) -> AgentContainer:
+    """One container's raw JSON against :class:`AgentContainer` (errors located as
+    ``containers.<index>.<field>``). Raises :class:`ReportInvalid`."""
+    try:
+        return _CONTAINER.validate_json(raw)
+    except ValidationError as exc:
+        raise ReportInvalid(_explain(exc, prefix=("containers", index))) from None
+
+
+def _msgspec_explain(exc: msgspec.ValidationError) -> str:
+    # msgspec: "Expected `array | null`, got `object` - at `$.containers`"; its messages
+    # name types, never values. The location is rewritten in pydantic's style.
+    text = str(exc)
+    what, sep, where = text.rpartition(" - at `")
+    if not sep:
+        return text
+    loc = where.rstrip("`").removeprefix("$").lstrip(".")
+    loc = re.sub(r"\[(\d+)\]", r".\1", loc).lstrip(".") or "(body)"
+    return f"{loc}: {what}"

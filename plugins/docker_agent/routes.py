@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 from archnest import (
     BadRequest,
+    ContainerSummary,
     Forbidden,
     NotFound,
     Unauthorized,
@@ -26,8 +27,8 @@ from pydantic import BaseModel
 from .enroll_routes import setup_enroll_routes
 from .enrollments import ENROLLMENTS_KEY
 from .jsonio import dumps, loads
-from .normalise import EnvMasker, normalise_report
-from .payload import HOST_RE, AgentReport, ReportInvalid, parse_report
+from .normalise import ContainerCache
+from .payload import HOST_RE, AgentReport, ReportInvalid, split_report
 from .settings import AgentSettings
 from .source import STORE_KEY, AgentHostSource, host_entry
 from .store import HostRow, utc_naive
@@ -35,7 +36,7 @@ from .store import HostRow, utc_naive
 log = logging.getLogger("archnest.docker_agent")
 
 PREFIX = "/api/agents/docker"
-MASKER_KEY = web.AppKey("archnest_docker_agent_masker", EnvMasker)
+CACHE_KEY = web.AppKey("archnest_docker_agent_containers", ContainerCache)
 
 
 class AgentHost(BaseModel):
@@ -82,17 +83,15 @@ async def ingest_report(request: web.Request) -> web.Response:
     body = await read_body_limited(request, settings.max_report_bytes)
     try:
         with _no_gc_pauses():
-            row = report_row(body, request.app[MASKER_KEY])
+            row, summaries = report_row(body, request.app[CACHE_KEY], enrolled)
     except ReportInvalid as exc:
         raise BadRequest(str(exc), code="invalid_report") from None
     del body
-    if enrolled is not None and row["host"] != enrolled:
-        log.warning("agent report refused: a token of %r reported as another host", enrolled)
-        raise Forbidden(
-            f"this agent token is enrolled for host {enrolled!r} and may report only as it",
-            code="host_mismatch",
-        )
     await request.app[STORE_KEY].save(row)
+    # Stored: ``summaries`` (the host's containers as ContainerSummary list rows, the
+    # same objects as long as a container does not change) is what a live view of
+    # agent hosts gets published from, here, after the commit.
+    del summaries
     return web.Response(status=204)
 
 
@@ -115,30 +114,41 @@ def _no_gc_pauses() -> Iterator[None]:
             gc.enable()
 
 
-def report_row(body: bytes, mask: EnvMasker) -> dict[str, Any]:
-    """Validate, normalise and mask one report into its table row (plain strings).
+def report_row(
+    body: bytes, cache: ContainerCache, enrolled: str | None = None
+) -> tuple[dict[str, Any], list[ContainerSummary]]:
+    """Validate, normalise and mask one report into its table row (plain strings) and
+    the containers' list rows.
 
-    A separate function on purpose: the parsed report and the normalised containers
-    (thousands of small objects) die when it returns, before the handler waits for the
-    commit. Kept alive across that wait they would survive young-generation garbage
-    collections and make the collector far more expensive under load.
+    ``enrolled``: the one host the request's token may report (None: any). Checked
+    right after the top-level fields, before any container is looked at, so a token
+    cannot touch another host's cached containers. A separate function on purpose:
+    the intermediates die when it returns, before the handler waits for the commit.
     """
-    report = parse_report(body)
-    containers = normalise_report(report, f"agent:{report.host}", mask)
-    return {
+    split = split_report(body)
+    report = split.header
+    if enrolled is not None and report.host != enrolled:
+        log.warning("agent report refused: a token of %r reported as another host", enrolled)
+        raise Forbidden(
+            f"this agent token is enrolled for host {enrolled!r} and may report only as it",
+            code="host_mismatch",
+        )
+    containers = cache.normalise(report.host, split.containers, report.stats)
+    row = {
         "host": report.host,
         "agent_version": report.agent_version,
         "schema_version": report.schema_,
         "reported_at": utc_naive(report.reported_at),
         "received_at": utc_naive(),
-        "container_count": len(containers),
-        "running_count": sum(1 for c in containers if c["state"] == "running"),
+        "container_count": len(split.containers),
+        "running_count": containers.running_count,
         "report_count": 1,
         "payload_bytes": len(body),
         "engine_json": dumps(report.engine),
         "host_facts_json": dumps(report.host_facts),
-        "containers_json": dumps(containers),
+        "containers_json": containers.json,
     }
+    return row, containers.summaries
 
 
 @operation("Hosts that reported", responses={200: list[AgentHost]})
@@ -176,6 +186,7 @@ async def forget_agent_host(request: web.Request) -> web.Response:
     """DELETE /api/agents/docker/hosts/{host} (admin, by the route table): drop a
     decommissioned host; a host whose agent still runs comes back with its next report."""
     host = _host(request)
+    request.app[CACHE_KEY].forget(host)
     if not await request.app[STORE_KEY].forget(host):
         raise NotFound(f"no report from agent host {host!r}", code="unknown_host")
     return web.Response(status=204)
@@ -189,7 +200,7 @@ def _host(request: web.Request) -> str:
 
 
 def setup_routes(app: web.Application) -> None:
-    app[MASKER_KEY] = EnvMasker()
+    app[CACHE_KEY] = ContainerCache()
     setup_enroll_routes(app)
     app.router.add_post(f"{PREFIX}/report", ingest_report)
     app.router.add_get(f"{PREFIX}/hosts", list_agent_hosts)
