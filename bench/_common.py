@@ -83,8 +83,12 @@ async def timed_get(http: aiohttp.ClientSession, url: str) -> tuple[float, int, 
 
 
 async def measure_pages(
-    http: aiohttp.ClientSession, urls: dict[str, str], rounds: int
+    http: aiohttp.ClientSession, urls: dict[str, str], rounds: int, pid: int | None = None
 ) -> dict[str, Any]:
+    """p50/p99 of each URL over ``rounds`` interleaved GETs (client-side time), its
+    bytes, its Server-Timing when sent; with ``pid`` (the server), also the server's CPU
+    per request, from a second pass of ``rounds`` GETs per URL in a row: unlike the
+    time, it does not grow with the machine's load."""
     for url in urls.values():  # warm: templates, pooled connections, caches
         for _ in range(3):
             await timed_get(http, url)
@@ -98,9 +102,14 @@ async def measure_pages(
             size[key] = nbytes
             if st is not None:
                 server[key].append(st)
-    out = {}
+    out: dict[str, Any] = {}
     for key, url in urls.items():
         out[key] = {"url": url, "bytes": size[key], **stats(took[key])}
         if server[key]:
             out[key]["server_timing"] = stats(server[key])
+        if pid is not None:
+            cpu0 = proc_cpu(pid)
+            for _ in range(rounds):
+                await timed_get(http, url)
+            out[key]["server_cpu_ms"] = round((proc_cpu(pid) - cpu0) / rounds * MS, 2)
     return out

@@ -239,6 +239,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     "api_whole_fleet": f"{base}/api/containers?all=1",
                 },
                 args.rounds,
+                pid,
             )
             sub = Subscriber()
             if live:
@@ -252,7 +253,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             if sub.task is not None:
                 sub.task.cancel()
             if args.real_containers and args.docker_url:
-                result["real"] = await real_engine(http, base, args)
+                result["real"] = await real_engine(http, base, args, pid)
     finally:
         await served.__aexit__()
         emu.stop()
@@ -261,13 +262,21 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def report(r: dict[str, Any]) -> str:
-    def line(label: str, got: float | None, target: float | None = None, unit: str = "ms") -> str:
-        if got is None:
-            return f"  {label:44s} n/a"
-        text = f"  {label:44s} {got:9.2f} {unit}"
+    def line(label: str, got: float, target: float | None = None, unit: str = "ms") -> str:
+        text = f"  {label:46s} {got:9.2f} {unit}"
         if target:
             text += f"   target <= {target:g} {unit}: {got / target:.2f}x"
         return text
+
+    def page(label: str, m: dict[str, Any], target: float | None = None) -> list[str]:
+        out = [line(f"{label} p50", m["p50_ms"], target), line("    p99", m["p99_ms"])]
+        if "server_cpu_ms" in m:
+            out.append(line("    app CPU per request", m["server_cpu_ms"]))
+        if "server_timing" in m:
+            out.append(line("    Server-Timing p50", m["server_timing"]["p50_ms"]))
+        if "bytes" in m:
+            out.append(line("    bytes", m["bytes"] / 1024, unit="KiB"))
+        return out
 
     p = r["pages"]
     out = [
@@ -275,14 +284,9 @@ def report(r: dict[str, Any]) -> str:
         f"{r['cpus']} CPUs, load {r['load_average_start']} -> {r['load_average_end']}",
         f"  ready after {r['ready']['seconds']} s: {r['ready']}",
         f"  server-side list params: {r['list_params']} (False: measured without them)",
-        line("(a) /ui/containers first page p50", p["ui_first_page"]["p50_ms"], 100),
-        line("    p99", p["ui_first_page"]["p99_ms"]),
-        line("    bytes", p["ui_first_page"]["bytes"] / 1024, unit="KiB"),
-        line("(a) /api/containers first page p50", p["api_first_page"]["p50_ms"], 100),
-        line("    p99", p["api_first_page"]["p99_ms"]),
-        line("    bytes", p["api_first_page"]["bytes"] / 1024, unit="KiB"),
-        line("    whole fleet in one answer p50", p["api_whole_fleet"]["p50_ms"]),
-        line("    whole fleet bytes", p["api_whole_fleet"]["bytes"] / 1024, unit="KiB"),
+        *page("(a) /ui/containers?q&sort=name&page=1", p["ui_first_page"], 100),
+        *page("(a) /api/containers?q&sort=name&limit=100", p["api_first_page"], 100),
+        *page("    /api/containers?all=1 (whole fleet)", p["api_whole_fleet"]),
     ]
     ev = r.get("events")
     if ev is None:
@@ -304,17 +308,19 @@ def report(r: dict[str, Any]) -> str:
         out.append(f"  (d) real engine: {'skipped' if real is None else real['error']}")
     else:
         out.append(
-            f"  (d) real engine, {real['containers_on_engine']} containers "
-            f"({real['running']} running; made in {real['setup_seconds']} s)"
+            f"  (d) real engine, {args_real(real)} ({real['running']} running; made in "
+            f"{real['setup_seconds']} s; {real['host_partial']['n']} rounds counted, "
+            f"{real['discarded_rounds']} discarded, {real['top_ups']} top-ups after removals "
+            "elsewhere)"
         )
-        out.append(
-            line("    /ui/hosts/{id}/containers?all=1 p50", real["host_partial"]["p50_ms"], 100)
-        )
-        out.append(line("    p99", real["host_partial"]["p99_ms"]))
-        out.append(line("    bytes", real["host_partial"]["bytes"] / 1024, unit="KiB"))
-        out.append(line("    /api/hosts/{id}/containers?all=1 p50", real["host_api"]["p50_ms"]))
+        out += page("    /ui/hosts/{id}/containers?all=1", real["host_partial"], 100)
+        out += page("    /api/hosts/{id}/containers?all=1", real["host_api"])
         out.append(line("    the engine's own list p50", real["engine_list"]["p50_ms"]))
     return "\n".join(out)
+
+
+def args_real(real: dict[str, Any]) -> str:
+    return f"{real['created']} containers made, {real['containers_on_engine']} on the engine"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -4,8 +4,11 @@ the host's page partial timed through the app.
 The containers are made straight through the Engine API, 16 calls at a time (what
 parallel ``docker create`` runs amount to), most created only and some started, all
 labelled ``archnest.bench.fleet`` and removed at the end. The test dockerd is shared:
-a test elsewhere may remove every container at any moment, so a round that loses its
-containers is made again (``attempts`` in the result says how many it took).
+a test elsewhere may remove every container at any moment (the test fixtures clean the
+engine after each test). So each timed round is framed by two counts of the bench's
+containers through the app's own list: a round counts only when all of them were there
+before and after it; otherwise the missing ones are made again and the round repeated
+(``discarded_rounds`` and ``top_ups`` in the result).
 """
 
 from __future__ import annotations
@@ -18,10 +21,10 @@ from typing import Any
 
 import aiohttp
 
-from bench._common import measure_pages, stats, timed_get
+from bench._common import MS, proc_cpu, stats, timed_get
 
 LABEL = "archnest.bench.fleet"
-ATTEMPTS = 3
+BUDGET_SECONDS = 300.0  # to collect the valid rounds, top-ups included
 
 
 class EngineCallFailed(RuntimeError):
@@ -64,17 +67,23 @@ async def remove(raw: aiohttp.ClientSession, eng: str, ids: list[str]) -> None:
     await engine_calls(raw, calls, (204, 404, 409))
 
 
-async def labelled(raw: aiohttp.ClientSession, eng: str) -> list[str]:
+async def labelled(raw: aiohttp.ClientSession, eng: str) -> dict[str, str]:
+    """The bench's containers on the engine: name -> id."""
     flt = json.dumps({"label": [LABEL]})
     async with raw.get(eng + "/containers/json", params={"all": "1", "filters": flt}) as r:
-        return [c["Id"] for c in await r.json()]
+        return {c["Names"][0].lstrip("/"): c["Id"] for c in await r.json()}
 
 
-async def make_containers(
-    raw: aiohttp.ClientSession, eng: str, args: argparse.Namespace
-) -> list[str]:
-    creates = []
+async def top_up(raw: aiohttp.ClientSession, eng: str, args: argparse.Namespace) -> int:
+    """Create (and start the first ``real_running`` of) the bench's containers that are
+    missing; returns how many were made. Calls that lose a race with a removal elsewhere
+    are left for the next top-up."""
+    have = await labelled(raw, eng)
+    creates, start_names = [], []
     for i in range(args.real_containers):
+        name = f"fleet-bench-{i:04d}"
+        if name in have:
+            continue
         labels = {LABEL: "1"}
         if i % 2:  # half of them in compose projects, as a self-hoster's engine has
             labels |= {
@@ -82,45 +91,45 @@ async def make_containers(
                 "com.docker.compose.service": f"svc{i % 7}",
             }
         body = {"Image": args.image, "Cmd": ["sleep", "3600"], "Labels": labels}
-        creates.append(("POST", f"{eng}/containers/create?name=fleet-bench-{i:04d}", body))
-    made = [c["Id"] for c in await engine_calls(raw, creates, (201,))]
-    starts = [("POST", f"{eng}/containers/{i}/start", None) for i in made[: args.real_running]]
-    await engine_calls(raw, starts, (204, 304))
-    return made
+        creates.append(("POST", f"{eng}/containers/create?name={name}", body))
+        if i < args.real_running:
+            start_names.append(name)
+    ok = (201, 404, 409)  # 409: that name is still being removed; 404: removed meanwhile
+    await engine_calls(raw, creates, ok)
+    starts = [("POST", f"{eng}/containers/{n}/start", None) for n in start_names]
+    await engine_calls(raw, starts, (204, 304, 404, 409))
+    return len(creates)
+
+
+async def ours_listed(http: aiohttp.ClientSession, url: str) -> tuple[float, int]:
+    """(seconds, how many of the bench's containers) of the app's list of the host."""
+    t0 = time.perf_counter()
+    async with http.get(url) as resp:
+        items = await resp.json()
+        if resp.status != 200:
+            raise SystemExit(f"GET {url} -> {resp.status}: {items}")
+    return time.perf_counter() - t0, sum(1 for c in items if LABEL in c["labels"])
 
 
 async def real_engine(
-    http: aiohttp.ClientSession, base: str, args: argparse.Namespace
+    http: aiohttp.ClientSession, base: str, args: argparse.Namespace, pid: int | None = None
 ) -> dict[str, Any]:
     raw, eng = engine_session(args.docker_url)
-    host_id = ""
     try:
+        await remove(raw, eng, list((await labelled(raw, eng)).values()))  # leftovers
+        t0 = time.perf_counter()
+        made = await top_up(raw, eng, args)
+        setup_s = time.perf_counter() - t0
         async with http.post(
             base + "/api/docker/hosts", json={"name": "real", "url": args.docker_url}
         ) as r:
             if r.status != 201:
                 raise SystemExit(f"adding the real engine: {r.status} {await r.text()}")
             host_id = f"docker:{(await r.json())['id']}"
-        last_error = ""
-        for attempt in range(1, ATTEMPTS + 1):
-            await remove(raw, eng, await labelled(raw, eng))  # this run's count only
-            try:
-                t0 = time.perf_counter()
-                made = await make_containers(raw, eng, args)
-                setup_s = time.perf_counter() - t0
-                result = await measure(http, base, raw, eng, host_id, args)
-            except EngineCallFailed as exc:
-                last_error = str(exc)
-                continue
-            finally:
-                await remove(raw, eng, await labelled(raw, eng))
-            # Still all there at the end of the measure: the figures are of that many.
-            if result.pop("ours_after") == len(made):
-                setup = {"created": len(made), "setup_seconds": round(setup_s, 1)}
-                return {**setup, "attempts": attempt, **result}
-            last_error = "containers were removed by someone else during the measure"
-        return {"error": last_error, "attempts": ATTEMPTS}
+        result = await measure(http, base, raw, eng, host_id, args, pid)
+        return {"created": made, "setup_seconds": round(setup_s, 1), **result}
     finally:
+        await remove(raw, eng, list((await labelled(raw, eng)).values()))
         await raw.close()
 
 
@@ -131,20 +140,47 @@ async def measure(
     eng: str,
     host_id: str,
     args: argparse.Namespace,
+    pid: int | None,
 ) -> dict[str, Any]:
+    partial_url = f"{base}/ui/hosts/{host_id}/containers?all=1"
+    api_url = f"{base}/api/hosts/{host_id}/containers?all=1"
+    want = args.real_containers
+    partial, api, cpu, nbytes = [], [], [], 0
+    discarded, top_ups = 0, 0
+    for _ in range(3):  # warm: templates, pooled connections, the live cache
+        await timed_get(http, partial_url)
+    deadline = time.perf_counter() + BUDGET_SECONDS
+    while len(partial) < args.rounds and time.perf_counter() < deadline:
+        t_api, before = await ours_listed(http, api_url)
+        if before < want:
+            top_ups += 1
+            await top_up(raw, eng, args)
+            await asyncio.sleep(0.5)  # the engine's events reach the app's cache
+            continue
+        cpu0 = proc_cpu(pid) if pid else 0.0
+        elapsed, nbytes, _ = await timed_get(http, partial_url)
+        spent = proc_cpu(pid) - cpu0 if pid else 0.0
+        if (await ours_listed(http, api_url))[1] < want:
+            discarded += 1  # removed elsewhere meanwhile: not a round of `want` containers
+            continue
+        partial.append(elapsed)
+        api.append(t_api)
+        cpu.append(spent)
     async with raw.get(eng + "/containers/json?all=1") as r:
         on_engine = len(await r.json())
-    urls = {
-        "host_partial": f"{base}/ui/hosts/{host_id}/containers?all=1",
-        "host_api": f"{base}/api/hosts/{host_id}/containers?all=1",
-    }
-    pages = await measure_pages(http, urls, args.rounds)
     engine_list = [(await timed_get(raw, eng + "/containers/json?all=1"))[0] for _ in range(10)]
     return {
         "docker_url": args.docker_url,
         "running": args.real_running,
         "containers_on_engine": on_engine,
-        **pages,
+        "host_partial": {
+            "url": partial_url,
+            "bytes": nbytes,
+            **stats(partial),
+            "server_cpu_ms": round(sum(cpu) / max(1, len(cpu)) * MS, 2),
+        },
+        "host_api": {"url": api_url, **stats(api)},
         "engine_list": stats(engine_list),
-        "ours_after": len(await labelled(raw, eng)),
+        "discarded_rounds": discarded,
+        "top_ups": top_ups,
     }
