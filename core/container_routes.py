@@ -1,10 +1,12 @@
-"""The container routes of one URL tree: list, detail, logs (and their download),
-actions (and the exec socket). The unified tree and every per-source alias are built by the same
-``add_container_routes``, so they behave identically and live in one place."""
+"""The container routes of one URL tree: list, detail, stats sample, logs (and their
+download), actions (and the exec socket). The unified tree and every per-source alias are
+built by the same ``add_container_routes``, so they behave identically and live in one
+place."""
 
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 from aiohttp import web
@@ -15,6 +17,8 @@ from .containers import (
     ContainerDetail,
     ContainerSummary,
     LogLine,
+    Stats,
+    iso_utc,
     validate_action,
     validate_ref,
 )
@@ -39,6 +43,16 @@ def pydantic_json_response(adapter: TypeAdapter, value: Any) -> web.Response:
 
 class LogLines(BaseModel):
     lines: list[LogLine]
+
+
+class ContainerStats(BaseModel):
+    """One stats sample of a container, apart from its detail (which answers from
+    inspect alone). ``stats`` is null when the container is not up (not running, paused
+    or restarting). ``at``: when the server answered (ISO 8601 UTC); on an agent host
+    the sample is the one of the host's last report."""
+
+    stats: Stats | None
+    at: str
 
 
 class ActionResult(BaseModel):
@@ -103,6 +117,11 @@ def add_container_routes(
 
     @operation(
         "One container in detail (env values that look secret are masked)",
+        description=(
+            "Answers from inspect alone. `stats` is null on docker and ssh hosts, whose "
+            "sample takes the host a second or more: it is at `.../stats`. Agent hosts "
+            "include the sample of their last report (stored, so it costs nothing)."
+        ),
         responses={200: ContainerDetail},
         errors=(400, 502, 504),
     )
@@ -111,6 +130,23 @@ def add_container_routes(
         source, key = await resolve(request)
         detail = await with_timeout(request.app, source.get_container(key, ref), "inspect")
         return web.json_response(detail.model_dump(mode="json"))
+
+    @operation(
+        "One stats sample of a container (CPU, memory, network, block I/O, pids)",
+        description=(
+            "Taken now on docker and ssh hosts (about a second or two: the CPU share "
+            "needs two readings); the last report's on agent hosts. `stats` is null when "
+            "the container is not up; 501 for a source without stats."
+        ),
+        responses={200: ContainerStats},
+        errors=(400, 501, 502, 504),
+    )
+    async def container_stats(request: web.Request) -> web.Response:
+        ref = validate_ref(request.match_info["ref"])
+        source, key = await resolve(request)
+        sample = await with_timeout(request.app, source.stats(key, ref), "stats")
+        body = ContainerStats(stats=sample, at=iso_utc(time.time()) or "")
+        return web.json_response(body.model_dump(mode="json"))
 
     @operation(
         "A container's logs: the last lines, a text download, or followed live",
@@ -188,6 +224,7 @@ def add_container_routes(
     # ref like "--format={{json .}}" into a 404; every bad ref must get validate_ref's 400.
     ref = "{ref:[^/]+}"
     app.router.add_get(prefix + f"/containers/{ref}", get_container)
+    app.router.add_get(prefix + f"/containers/{ref}/stats", container_stats)
     app.router.add_get(prefix + f"/containers/{ref}/logs", container_logs)
     app.router.add_get(prefix + f"/containers/{ref}/logs/download", download_container_logs)
     app.router.add_post(prefix + f"/containers/{ref}/{{action}}", container_action)

@@ -1,6 +1,7 @@
 /* Container tabs: one closeable tab per opened container, its panel filled by htmx from
  * the /ui detail partial (attributes on the panel template in containers.html: loaded
- * when the tab opens, on "Refresh" and on "archnest:refresh"), and the detail's actions. */
+ * when the tab opens, on "Refresh" and on "archnest:refresh"), and the detail's actions.
+ * The partial answers from inspect alone; its Stats tab is filled afterwards (stats.js). */
 import { htmx } from "./libs.js";
 import { apiUrl, describe, detailUrl, request, showStatus } from "./api.js";
 import { ALL_HOSTS, keyOf, saveState, state } from "./state.js";
@@ -8,6 +9,7 @@ import { selectTab } from "./tabs.js";
 import { reloadList } from "./list.js";
 import { initDiff } from "./diff.js";
 import { loadLogs, stopLogs } from "./logs.js";
+import { installStats, loadStats } from "./stats.js";
 import { stopTerminals } from "./terminal.js";
 
 const openTabs = new Map(); // "host/ref" -> {host, ref, tab, wrap, panel}
@@ -129,6 +131,7 @@ export function initDetail() {
   tablist = document.getElementById("main-tabs");
   workspace = tablist.parentElement;
   initDiff();
+  installStats(workspace);
 
   document.addEventListener("click", (e) => {
     const opener = e.target.closest(".open-container");
@@ -181,6 +184,9 @@ export function initDetail() {
     const result = pendingResult.get(panel);
     pendingResult.delete(panel);
     if (result) showStatus(panel.querySelector(".action-result"), ...result);
+    // The detail is shown; its stats sample follows on its own request.
+    const stats = panel.querySelector(".stats-box");
+    if (stats) loadStats(stats);
   });
   for (const type of ["htmx:responseError", "htmx:sendError"]) {
     workspace.addEventListener(type, (e) => {

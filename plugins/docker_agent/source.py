@@ -12,6 +12,7 @@ from archnest import (
     HostInfo,
     HostSource,
     NotFound,
+    Stats,
     iso_utc,
     plugin_settings,
 )
@@ -97,8 +98,23 @@ class AgentHostSource(HostSource):
             ContainerSummary(**summary(c)) for c in items if all or c["state"] in LISTED_BY_DEFAULT
         ]
 
-    async def get_container(self, key: str, ref: str) -> ContainerDetail:
+    async def _find(self, key: str, ref: str) -> dict[str, Any]:
         found = find_container(await self.containers(key), ref)
         if found is None:
             raise NotFound(f"no container {ref!r} on agent host {key!r}", code="unknown_container")
-        return ContainerDetail(**found)
+        return found
+
+    async def get_container(self, key: str, ref: str) -> ContainerDetail:
+        # The detail keeps the report's stats sample: unlike the docker and ssh sources,
+        # where a sample costs the host a second or more, here it is already stored.
+        return ContainerDetail(**await self._find(key, ref))
+
+    async def stats(self, key: str, ref: str) -> Stats | None:
+        """The sample of the host's last report (None when the container was not up
+        then, as Docker's ``State.Running``: running, paused or restarting; or when the
+        agent sent no sample for it)."""
+        found = await self._find(key, ref)
+        sample = found.get("stats")
+        if sample is None or found.get("state") not in LISTED_BY_DEFAULT:
+            return None
+        return Stats(**sample)

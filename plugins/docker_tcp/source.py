@@ -17,7 +17,6 @@ from archnest import (
     DB_KEY,
     SECRETS_KEY,
     SETTINGS_KEY,
-    ApiError,
     BadRequest,
     Capabilities,
     Conflict,
@@ -30,6 +29,7 @@ from archnest import (
     LogLine,
     LogOptions,
     NotFound,
+    Stats,
     detail_from_inspect,
     parse_row_id,
     plugin_settings,
@@ -223,18 +223,21 @@ class DockerEngineSource(HostSource):
             ) from None
 
     async def get_container(self, key: str, ref: str) -> ContainerDetail:
+        # Inspect alone: the stats sample takes the engine a second or more (see stats).
         cfg, client = await self.engine(key)
         data = await self._inspect(cfg, client, ref)
-        stats = None
-        if (data.get("State") or {}).get("Running"):
-            # One sample, computed the way `docker stats` does (the engine fills precpu).
-            try:
-                with engine_errors(cfg, "stats"):
-                    samples = await client.containers.container(data["Id"]).stats(stream=False)
-                stats = stats_from_engine(samples[0] if samples else None)
-            except ApiError as exc:
-                log.info("stats of %s on %s failed: %s", ref, cfg.name, exc.message)
-        return detail_from_inspect(data, self.host_id(cfg.id), stats)
+        return detail_from_inspect(data, self.host_id(cfg.id), None)
+
+    async def stats(self, key: str, ref: str) -> Stats | None:
+        cfg, client = await self.engine(key)
+        data = await self._inspect(cfg, client, ref)
+        if not (data.get("State") or {}).get("Running"):
+            return None
+        # One sample computed the way `docker stats` does: the engine waits for a second
+        # reading to fill precpu, which is what makes cpu_percent possible (and slow).
+        with engine_errors(cfg, "stats"):
+            samples = await client.containers.container(data["Id"]).stats(stream=False)
+        return stats_from_engine(samples[0] if samples else None)
 
     async def events(self, key: str) -> AsyncIterator[dict[str, Any] | None]:
         cfg, client = await self.engine(key)

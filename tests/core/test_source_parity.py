@@ -5,8 +5,9 @@ values and labels. It is read through the ``docker`` source (Engine API on the t
 dockerd), the ``ssh`` source on the test sshd that drives the same dockerd (its Engine
 API stream, then its docker CLI fallback), and the ``agent`` source (the real agent
 script, run once against the app). List rows and details must be equal field by field,
-except ``host_id`` and the values of the stats sample (samples differ by nature; their
-keys and which of them have a value must not).
+except ``host_id`` and the detail's ``stats`` (null on docker and ssh, which answer from
+inspect alone; the agent's report carries its sample). The samples of ``.../stats``
+differ by nature in their values; their keys and which of them have a value must not.
 """
 
 from __future__ import annotations
@@ -70,10 +71,13 @@ def _rows(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _comparable_detail(detail: dict[str, Any]) -> dict[str, Any]:
     out = _without_host(detail)
-    stats = out.pop("stats")
-    # A sample: which fields it has and which have a value, not the values.
-    out["stats"] = None if stats is None else {k: v is not None for k, v in stats.items()}
+    del out["stats"]  # compared through .../stats
     return out
+
+
+def _shape(stats: dict[str, Any] | None) -> dict[str, bool] | None:
+    # A sample: which fields it has and which have a value, not the values.
+    return None if stats is None else {k: v is not None for k, v in stats.items()}
 
 
 async def test_one_container_reads_the_same_through_every_source(
@@ -130,11 +134,13 @@ async def test_one_container_reads_the_same_through_every_source(
         ssh_source = client.app[SOURCES_KEY]["ssh"]
         lists: dict[str, list[dict]] = {}
         details: dict[str, dict] = {}
+        samples: dict[str, dict | None] = {}
         for source, host in hosts.items():
             base = f"/api/hosts/{host}/containers"
             lists[source] = await _get(client, h, base + "?all=1")
             lists[source + " running"] = await _get(client, h, base)
             details[source] = await _get(client, h, f"{base}/{name}")
+            samples[source] = (await _get(client, h, f"{base}/{name}/stats"))["stats"]
             assert {x["host_id"] for x in lists[source]} == {host}
             assert details[source]["host_id"] == host
         # The ssh rows above came through its Engine API stream ...
@@ -157,12 +163,18 @@ async def test_one_container_reads_the_same_through_every_source(
         for key in ("ssh running", "agent running", "ssh cli running"):
             assert _rows(lists[key]) == running, key
 
-        # Details: equal field by field (stats: same fields, same ones present).
+        # Details: equal field by field; stats only where the source has it for free.
         want_detail = _comparable_detail(details["docker"])
         for source in ("ssh", "agent"):
             assert _comparable_detail(details[source]) == want_detail, source
-        assert want_detail["stats"] is not None  # running: every source has a sample
-        assert set(want_detail["stats"]) == {
+        assert details["docker"]["stats"] is None and details["ssh"]["stats"] is None
+        assert _shape(details["agent"]["stats"]) == _shape(samples["agent"])
+        # Samples: same fields, same ones present.
+        want_stats = _shape(samples["docker"])
+        for source in ("ssh", "agent"):
+            assert _shape(samples[source]) == want_stats, source
+        assert want_stats is not None  # running: every source has a sample
+        assert set(want_stats) == {
             "cpu_percent",
             "mem_usage_bytes",
             "mem_limit_bytes",
@@ -172,7 +184,7 @@ async def test_one_container_reads_the_same_through_every_source(
             "block_write_bytes",
             "pids",
         }
-        assert all(want_detail["stats"].values())
+        assert all(want_stats.values())
 
         # A detail's list fields are its list row's.
         row = next(r for r in want if r["name"] == name)

@@ -27,6 +27,7 @@ async def test_unknown_host_is_the_same_404_on_every_tree(
     calls = [
         ("GET", "/containers"),
         ("GET", "/containers/web"),
+        ("GET", "/containers/web/stats"),
         ("GET", "/containers/web/logs"),
         ("GET", "/containers/web/logs?follow=1"),
         ("POST", "/containers/web/stop"),
