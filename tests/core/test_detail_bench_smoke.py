@@ -1,0 +1,55 @@
+"""bench/detail.py still runs end to end against the real dockerd and sshd (small
+bounds: a smoke test of the script, not a figure)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.testenv import TestEnv
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_detail_bench_smoke(testenv: TestEnv, tmp_path: Path) -> None:
+    env_file = tmp_path / "env.json"
+    env_file.write_text(testenv.to_json())
+    out = tmp_path / "result.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "detail.py"),
+            "--testenv-file",
+            str(env_file),
+            "--rounds",
+            "5",
+            "--cli-rounds",
+            "1",
+            "--stats-rounds",
+            "1",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    detail, sample = result["detail"], result["stats_sample"]
+    for source in ("docker", "ssh"):
+        assert detail[source]["n"] == 5 and detail[source]["p50_ms"] > 0
+        # The detail no longer waits for a sample: on either source it is faster than
+        # the sample alone, which needs two of the engine's readings a second apart.
+        assert detail[source]["p50_ms"] < sample[source]["p50_ms"], (source, result)
+        assert result["app_cpu_ms_per_detail"][source] > 0
+    assert result["raw_engine_inspect"]["n"] == 5
+    assert set(result["ratios"]) == {
+        "docker_over_raw_inspect",
+        "ssh_over_docker_h_ssh_inspect",
+        "ssh_over_ssh_docker_inspect",
+    }
+    assert "p50 <= 100 ms on docker and ssh" in proc.stdout
