@@ -56,7 +56,11 @@ def _key(host: HostInfo) -> str:
 
 
 async def _probe(app: web.Application, source: HostSource, host: HostInfo) -> HostInfo:
-    if host.status not in ("error", "stale"):
+    live = app.get(LIVE_KEY)
+    state = live.state_for(source, host.id) if live is not None else None
+    if state is not None:  # watched: its event stream says whether it answers
+        await live.describe(state, host)  # type: ignore[union-attr]
+    elif host.status not in ("error", "stale"):
         await _guarded(app, host, source.probe(_key(host)), "probe")
     return host
 

@@ -38,6 +38,11 @@ log = logging.getLogger("archnest.live")
 
 BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 30.0
+# A host in error is retried when asked about unless its last attempt failed less than
+# KICK_SECONDS ago, and the asker waits at most KICK_WAIT for that attempt.
+KICK_SECONDS = 0.25
+KICK_WAIT = 1.0
+QUICK_RETRIES = 3
 # Events of one host arriving within this time are applied with one listing.
 COALESCE_SECONDS = 0.05
 # Actions that change what a list row shows; exec_*, attach, resize, top... do not.
@@ -107,6 +112,12 @@ class HostState:
     dirty: asyncio.Event = field(default_factory=asyncio.Event)
     actions: dict[str, str] = field(default_factory=dict)  # id -> latest event action
     syncs: int = 0  # times the stream came up and listed
+    # Someone asked about the host while it was in error: retry now, not after the
+    # backoff (``retried`` is set when that attempt has an outcome).
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    retried: asyncio.Event = field(default_factory=asyncio.Event)
+    failed_at: float = 0.0
+    quick_retries: int = 0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def age(self) -> tuple[str | None, float | None]:
@@ -189,15 +200,26 @@ class LiveState:
                 self._failed(state, f"{type(exc).__name__}: {exc}")
             if state.syncs > syncs:  # it had worked: a new failure starts the backoff again
                 backoff = BACKOFF_FIRST
-            await asyncio.sleep(backoff * (0.8 + 0.4 * random.random()))
+            if state.quick_retries > 0:
+                # Asked about while in error: a connection the engine dropped while it
+                # was down can fail the first attempts; try a few more at once.
+                state.quick_retries -= 1
+                continue
+            state.retried.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(state.wake.wait(), backoff * (0.8 + 0.4 * random.random()))
+            state.wake.clear()
             backoff = min(backoff * 2, BACKOFF_MAX)
 
     def _failed(self, state: HostState, message: str) -> None:
+        state.failed_at = time.monotonic()
         was = (state.status, state.error)
         if state.live:
             state.since = time.time()
         state.live, state.status, state.error = False, "error", message
         state.synced.set()
+        if state.quick_retries == 0:  # else the asker waits for the quick retries too
+            state.retried.set()
         if (state.status, state.error) != was:
             self.hub.publish(
                 "host", {"host_id": state.host_id, "status": "error", "error": message}
@@ -215,6 +237,7 @@ class LiveState:
             state.since = time.time()
             state.syncs += 1
             state.synced.set()
+            state.retried.set()
             if was != "ok":
                 self.hub.publish("host", {"host_id": state.host_id, "status": "ok", "error": None})
             tasks = [
@@ -291,20 +314,35 @@ class LiveState:
         """The host's containers from the cache, its status, error and data age set on
         ``host``. The first use of a host waits for its first listing, bounded like a
         direct one; after that nothing waits on the host."""
+        await self.describe(state, host)
+        rows = list(state.containers.values())
+        if all:
+            return rows
+        # What the engine lists without all=1: containers whose process is up.
+        return [c for c in rows if c.state in RUNNING_STATES]
+
+    async def describe(self, state: HostState, host: HostInfo) -> None:
+        """Set the host's status, error and data age from its watcher (the first use
+        waits for the first listing, bounded like a direct probe)."""
         if not state.synced.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(state.synced.wait(), self.app[SETTINGS_KEY].host_timeout)
+        elif not state.live and time.monotonic() - state.failed_at > KICK_SECONDS:
+            # A host in error that someone asks about is tried again now (unless its
+            # last attempt just failed), and the answer waits a moment for it: a host
+            # that came back shows ok at once, a dead one costs the asker at most
+            # KICK_WAIT.
+            state.retried.clear()
+            state.quick_retries = QUICK_RETRIES
+            state.wake.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(state.retried.wait(), KICK_WAIT)
         if state.synced.is_set():
             host.status, host.error = state.status, state.error  # type: ignore[assignment]
         else:
             host.status = "error"
             host.error = f"no answer within {self.app[SETTINGS_KEY].host_timeout:g}s"
         host.updated_at, host.data_age = state.age()
-        rows = list(state.containers.values())
-        if all:
-            return rows
-        # What the engine lists without all=1: containers whose process is up.
-        return [c for c in rows if c.state in RUNNING_STATES]
 
     # ---- unwatched hosts ----------------------------------------------------------
     def publish_containers(self, host_id: str, rows: list[ContainerSummary]) -> None:

@@ -269,6 +269,15 @@ async def test_dockerd_stopped_and_started_mid_follow_and_mid_list(
         for kind in hosts:  # warm: each engine's client and connection pool exist
             out = await lists(http, kind)()
             assert out.status == 200 and _names(out.body) == ["chatty"], str(out)
+        # ... and each engine's event subscription (the live state) is open: it is
+        # part of the baseline, and after the fault it must be open again, not twice.
+        query = "&".join(f"host={h}" for h in hosts.values())
+        out = await _request(
+            http, "all", "GET", f"/api/containers?{query}", bound, headers=admin_headers
+        )
+        assert all(h["status"] == "ok" for h in out.body["hosts"]), [
+            (h["id"], h["status"], h["error"]) for h in out.body["hosts"]
+        ]
         fds_before = await _settle(lambda: fd_count(), 1)
         conns_before = _engine_connections(daemon)
 
@@ -334,7 +343,9 @@ async def test_dockerd_stopped_and_started_mid_follow_and_mid_list(
             assert out.status == 200 and _names(out.body) == ["chatty"], str(out)
         out = await _request(http, "hosts", "GET", "/api/hosts", bound, headers=admin_headers)
         index = {h["id"]: h for h in out.body}
-        assert all(index[h]["status"] == "ok" for h in hosts.values()), out.body
+        assert all(index[h]["status"] == "ok" for h in hosts.values()), [
+            (h["id"], h["status"], h["error"]) for h in out.body
+        ]
         for host in hosts.values():
             resp = await http.get(
                 f"/api/hosts/{host}/containers/chatty/logs?follow=1&tail=1", headers=admin_headers
@@ -343,11 +354,14 @@ async def test_dockerd_stopped_and_started_mid_follow_and_mid_list(
             assert (await _first_line(resp))["text"] == "tick"
             resp.close()
 
-    # Nothing of the fault, nor of the follows, is left open.
-    assert await _settle(lambda: _engine_connections(daemon) <= conns_before), (
+    # Nothing of the fault, nor of the follows, is left open. Idle keep-alive
+    # connections may outnumber the baseline for a while (the live state lists while the
+    # test does): aiohttp closes them after 15 s, so only what outlives that is a leak.
+    keepalive = 20.0
+    assert await _settle(lambda: _engine_connections(daemon) <= conns_before, keepalive), (
         f"engine connections: {conns_before} before, {_engine_connections(daemon)} after"
     )
-    assert await _settle(lambda: fd_count() <= fds_before), (
+    assert await _settle(lambda: fd_count() <= fds_before, keepalive), (
         f"app file descriptors: {fds_before} before, {fd_count()} after"
     )
 

@@ -180,6 +180,12 @@ async def test_stopped_dockerd_turns_error_and_keeps_last_known_rows(
         listed = await _containers(c, viewer_headers, host)
         (h,) = listed["hosts"]
         assert h["status"] == "error" and h["error"]
+        # The host selector's list answers from the watcher too: no wait on the dead host.
+        t0 = time.monotonic()
+        r = await c.get("/api/hosts", headers=viewer_headers)
+        assert time.monotonic() - t0 < 1.0
+        mine = next(x for x in await r.json() if x["id"] == host)
+        assert mine["status"] == "error" and mine["data_age"] is not None
         # Its last known containers stay, with the time they were last known current.
         assert cid in {r["id"] for r in listed["containers"]}
         assert h["updated_at"] and h["data_age"] is not None and h["data_age"] >= 0
