@@ -241,6 +241,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 args.rounds,
                 pid,
             )
+            async with http.get(result["pages"]["api_first_page"]["url"]) as resp:
+                first = await resp.json()  # how many matched, of how many listed
+            result["pages"]["api_first_page"]["matches"] = first.get("total")
+            result["pages"]["api_first_page"]["rows"] = len(first["containers"])
             sub = Subscriber()
             if live:
                 sub.task = asyncio.create_task(sub.run(http, base + "/api/events"))
@@ -286,6 +290,7 @@ def report(r: dict[str, Any]) -> str:
         f"  server-side list params: {r['list_params']} (False: measured without them)",
         *page("(a) /ui/containers?q&sort=name&page=1", p["ui_first_page"], 100),
         *page("(a) /api/containers?q&sort=name&limit=100", p["api_first_page"], 100),
+        f"      {p['api_first_page']['rows']} rows of {p['api_first_page']['matches']} matches",
         *page("    /api/containers?all=1 (whole fleet)", p["api_whole_fleet"]),
     ]
     ev = r.get("events")
