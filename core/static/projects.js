@@ -10,6 +10,10 @@ const root = document.getElementById("projects-app");
 const ACTIONS = ["start", "stop", "restart"];
 const STATE_BADGE = { running: "state-running", partial: "badge-stale", stopped: "state-exited" };
 // What the Containers page accepts as a container reference (core/containers.py).
+// When the list is read again after an action (ms).
+const SETTLE_MS = [1000, 2500];
+// The last action's outcome per project, shown under its title.
+const outcomes = new Map();
 const REF = /^(?:[0-9a-f]{12,64}|[A-Za-z0-9][A-Za-z0-9_.-]{0,127})$/;
 
 function refOf(c) {
@@ -23,9 +27,9 @@ export function containerHref(c) {
   return `/containers?${q}`;
 }
 
-/** The Containers page's list of every host, filtered to one project. */
+/** The Containers page's list of every host (stopped containers too), filtered to one project. */
 export function projectListHref(name) {
-  return `/containers?${new URLSearchParams({ host: "all", project: name })}`;
+  return `/containers?${new URLSearchParams({ host: "all", all: "1", project: name })}`;
 }
 
 function badge(text, cls) {
@@ -59,15 +63,18 @@ async function act(project, action, section) {
   showStatus(line, `${action}…`);
   let outcome;
   try {
-    const answer = await send(`/api/projects/${enc(project.name)}/${enc(action)}`);
+    // A page limited to some hosts (?host=) acts on those hosts only.
+    const answer = await send(`/api/projects/${enc(project.name)}/${enc(action)}${hostQuery()}`);
     outcome = summary(answer);
   } catch (err) {
     outcome = { text: describe(err), kind: "error" };
   }
+  // Kept across reloads of the list: the sections are rebuilt each time.
+  outcomes.set(project.name, outcome);
   await load();
-  // The list was rebuilt: the result goes to the project's new section.
-  const fresh = document.querySelector(`.project[data-project="${CSS.escape(project.name)}"] .project-result`);
-  showStatus(fresh || line, outcome.text, outcome.kind);
+  // The list answers from the live state, which follows the engines' events within a
+  // couple of seconds: look again so the new states show without a click.
+  for (const delay of SETTLE_MS) setTimeout(load, delay);
 }
 
 function actionButtons(project, section) {
@@ -144,7 +151,10 @@ function projectSection(project) {
     ),
     body,
   );
-  section.append(head, el("p", { class: "project-result", role: "status" }), el("div", { class: "table-wrap" }, table));
+  const result = el("p", { class: "project-result", role: "status" });
+  const outcome = outcomes.get(project.name);
+  if (outcome) showStatus(result, outcome.text, outcome.kind);
+  section.append(head, result, el("div", { class: "table-wrap" }, table));
   return section;
 }
 
@@ -160,15 +170,22 @@ function applyFilter() {
   if (none) none.hidden = shown > 0;
 }
 
+/** ?host= of the page (repeatable): it limits the page, and its actions, to those hosts. */
+function hostQuery() {
+  const hosts = new URLSearchParams(location.search).getAll("host");
+  return hosts.length ? `?${new URLSearchParams(hosts.map((h) => ["host", h]))}` : "";
+}
+
+let loads = 0;
+
 async function load() {
   const list = document.getElementById("project-list");
   const status = document.getElementById("projects-status");
+  const mine = ++loads;
   list.setAttribute("aria-busy", "true");
-  // ?host= on the page limits it to those hosts, as on the API.
-  const hosts = new URLSearchParams(location.search).getAll("host");
-  const query = hosts.length ? `?${new URLSearchParams(hosts.map((h) => ["host", h]))}` : "";
   try {
-    const projects = await request(`/api/projects${query}`);
+    const projects = await request(`/api/projects${hostQuery()}`);
+    if (mine !== loads) return; // a newer load answers instead
     status.textContent = "";
     if (!projects.length) {
       list.replaceChildren(el("p", { class: "muted empty" }, "No compose projects on any host: no container carries the com.docker.compose.project label."));
@@ -181,9 +198,9 @@ async function load() {
       window.location.assign(`/login?next=${enc(location.pathname + location.search)}`);
       return;
     }
-    showStatus(status, `Could not load the projects: ${describe(err)}`, "error");
+    if (mine === loads) showStatus(status, `Could not load the projects: ${describe(err)}`, "error");
   } finally {
-    list.removeAttribute("aria-busy");
+    if (mine === loads) list.removeAttribute("aria-busy");
   }
 }
 
