@@ -59,12 +59,17 @@ IMAGES = [
     ("jellyfin/jellyfin:10.8.13", ["/jellyfin/jellyfin"], [8096]),
     ("vaultwarden/server:1.30.5", ["/start.sh"], [80]),
     ("busybox:1.36", ["sleep", "infinity"], []),
+    ("node:20-alpine", ["docker-entrypoint.sh", "node", "server.js"], [3000]),
+    ("lscr.io/linuxserver/sonarr:4", ["/init"], [8989]),
+    ("lscr.io/linuxserver/radarr:5", ["/init"], [7878]),
+    ("prom/alertmanager:v0.27.0", ["/bin/alertmanager"], [9093]),
 ]
+# Compose projects: service -> the image it runs (an index into IMAGES).
 PROJECTS = {
-    "shop": ["web", "api", "db", "cache"],
-    "monitoring": ["prometheus", "grafana", "alertmanager"],
-    "media": ["jellyfin", "sonarr", "radarr"],
-    "auth": ["vault", "proxy"],
+    "shop": {"web": 0, "api": 10, "db": 1, "cache": 2},
+    "monitoring": {"prometheus": 4, "grafana": 3, "alertmanager": 13},
+    "media": {"jellyfin": 7, "sonarr": 11, "radarr": 12},
+    "auth": {"vault": 8, "proxy": 5},
 }
 NEXT_ACTION = {"running": "pause", "paused": "unpause", "exited": "start", "created": "start"}
 STATE_AFTER = {
@@ -342,7 +347,7 @@ def make_engines(count: int, per_engine: int, seed: int) -> list[Engine]:
             labels: dict[str, str] = {"maintainer": "ops@example.org"}
             if rnd.random() < 0.5:
                 project = rnd.choice(sorted(PROJECTS))
-                service = rnd.choice(PROJECTS[project])
+                service = rnd.choice(sorted(PROJECTS[project]))
                 n = 1
                 while f"{project}-{service}-{n}" in used:
                     n += 1
@@ -356,7 +361,7 @@ def make_engines(count: int, per_engine: int, seed: int) -> list[Engine]:
                     "com.docker.compose.project.config_files": f"/srv/{project}/compose.yaml",
                     "com.docker.compose.version": "2.24.6",
                 }
-                image, cmd, ports = IMAGES[sum(map(ord, service)) % len(IMAGES)]
+                image, cmd, ports = IMAGES[PROJECTS[project][service]]
             else:
                 image, cmd, ports = IMAGES[rnd.randrange(len(IMAGES))]
                 base = image.rsplit("/", 1)[-1].split(":")[0]

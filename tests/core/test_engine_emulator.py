@@ -26,7 +26,7 @@ EMULATOR = [sys.executable, str(ROOT / "bench" / "engine_emulator.py")]
 @pytest.fixture
 def emulator() -> Iterator[dict[str, Any]]:
     proc = subprocess.Popen(
-        [*EMULATOR, "--engines", "2", "--containers", "12", "--seed", "3"],
+        [*EMULATOR, "--engines", "2", "--containers", "30", "--seed", "3"],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -73,7 +73,7 @@ async def test_the_docker_source_reads_an_emulated_engine(
     everything = await raw_list(port, all_=True)
     up = await raw_list(port, all_=False)
     # The seed gives both kinds: a list without all=1 must really leave some out.
-    assert 0 < len(up) < len(everything) == 12
+    assert 0 < len(up) < len(everything) == 30
 
     resp = await c.get(f"/api/hosts/{host}/containers?all=1", headers=viewer_headers)
     assert resp.status == 200, await resp.text()
@@ -97,7 +97,7 @@ async def test_the_docker_source_reads_an_emulated_engine(
     resp = await c.get(f"/api/docker/hosts/{host.partition(':')[2]}/info", headers=viewer_headers)
     assert resp.status == 200, await resp.text()
     info = await resp.json()
-    assert info["api_version"] == "1.41" and info["containers"] == 12
+    assert info["api_version"] == "1.41" and info["containers"] == 30
 
     # A change on the engine (and its event) shows in the app's list.
     action = "pause" if first["State"] == "running" else "start"
