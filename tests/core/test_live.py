@@ -15,7 +15,8 @@ import pytest
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 
-from tests.docker_tcp.conftest import add_engine
+from tests.docker_tcp.conftest import KINDS, add_engine, engine_body
+from tests.ssh.conftest import target_payload
 from tests.testenv import TestEnv, TestEnvError
 from tests.testenv.standalone import StandaloneDockerd
 
@@ -84,16 +85,27 @@ async def _containers(client: TestClient, headers: dict[str, str], host: str) ->
     return await resp.json()
 
 
+async def add_host(c: TestClient, headers: dict[str, str], env: TestEnv, kind: str) -> str:
+    """The test dockerd as a host of ``kind``: an Engine API url or an SSH target."""
+    if kind == "ssh":
+        body = target_payload(env, env.ssh_target, docker=True)
+        r = await c.post("/api/ssh/targets", json=body, headers=headers)
+        assert r.status == 201, await r.text()
+        return f"ssh:{(await r.json())['id']}"
+    return f"docker:{await add_engine(c, headers, engine_body(env, kind))}"
+
+
+@pytest.mark.parametrize("kind", [*KINDS, "ssh"])
 async def test_pause_stop_start_reach_a_subscriber_within_2s(
     archnest_client: TestClient,
     admin_headers: dict[str, str],
     viewer_headers: dict[str, str],
     testenv_docker: TestEnv,
     events_of: Events,
+    kind: str,
 ) -> None:
     c, env = archnest_client, testenv_docker
-    engine = await add_engine(c, admin_headers, {"name": "live", "url": env.docker_unix_url})
-    host = f"docker:{engine}"
+    host = await add_host(c, admin_headers, env, kind)
     await _containers(c, viewer_headers, host)  # the watcher starts (the sweep would too)
     name = f"live-{secrets.token_hex(3)}"
     cid = env.run_container(name)
