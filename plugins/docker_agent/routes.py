@@ -20,6 +20,7 @@ from archnest import (
     operation,
     plugin_settings,
     public,
+    publish_containers,
     read_body_limited,
 )
 from pydantic import BaseModel
@@ -88,10 +89,9 @@ async def ingest_report(request: web.Request) -> web.Response:
         raise BadRequest(str(exc), code="invalid_report") from None
     del body
     await request.app[STORE_KEY].save(row)
-    # Stored: ``summaries`` (the host's containers as ContainerSummary list rows, the
-    # same objects as long as a container does not change) is what a live view of
-    # agent hosts gets published from, here, after the commit.
-    del summaries
+    # Stored: subscribers of /api/events hear what changed since the host's last
+    # report (an agent host has no event stream of its own).
+    publish_containers(request.app, f"{AgentHostSource.name}:{row['host']}", summaries)
     return web.Response(status=204)
 
 

@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
+from archnest import Settings
 
+from tests.agent.payloads import make_report
 from tests.docker_tcp.conftest import KINDS, add_engine, engine_body
 from tests.ssh.conftest import target_payload
 from tests.testenv import TestEnv, TestEnvError
@@ -227,3 +229,37 @@ async def test_events_stream_needs_a_user_and_is_bounded(
         for events in opened:
             events.task.cancel()
             events.resp.close()
+
+
+AGENT_TOKEN = "live-agent-token-" + "y" * 24
+
+
+@pytest.fixture
+def archnest_settings(archnest_settings: Settings) -> Settings:
+    archnest_settings.plugin_env["ARCHNEST_AGENT_TOKEN"] = AGENT_TOKEN
+    return archnest_settings
+
+
+async def test_agent_reports_publish_what_changed(
+    archnest_client: TestClient, events_of: Events
+) -> None:
+    c = archnest_client
+    auth = {"Authorization": f"Bearer {AGENT_TOKEN}"}
+    report = make_report("live-agent", containers=3)
+    assert (await c.post("/api/agents/docker/report", json=report, headers=auth)).status == 204
+    first = report["containers"][0]
+    seen = await events_of.wait_for("container", host_id="agent:live-agent", id=first["Id"])
+    assert seen["action"] == "create" and seen["state"] == "running"
+    # The next report: one container paused, one gone; the unchanged one is not news.
+    report = make_report("live-agent", containers=3)
+    report["containers"][0]["State"].update(Status="paused", Paused=True)
+    gone = report["containers"].pop(1)
+    assert (await c.post("/api/agents/docker/report", json=report, headers=auth)).status == 204
+    paused = await events_of.wait_for("container", host_id="agent:live-agent", id=first["Id"])
+    assert paused["state"] == "paused" and paused["action"] == "update"
+    removed = await events_of.wait_for("container", host_id="agent:live-agent", id=gone["Id"])
+    assert removed["action"] == "destroy"
+    with pytest.raises(AssertionError):
+        await events_of.wait_for(
+            "container", timeout=0.5, host_id="agent:live-agent", id=report["containers"][1]["Id"]
+        )
