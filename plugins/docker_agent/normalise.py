@@ -100,6 +100,13 @@ class NormalisedContainers:
     running_count: int
 
 
+def _key(raw: bytes) -> tuple[int, bytes]:
+    """A cheap key of a container's raw JSON (its length and first bytes, which hold
+    its id: the agent writes ``Id`` first). Only a hint where to look: a hit is taken
+    when the whole bytes are equal."""
+    return len(raw), raw[:96]
+
+
 class ContainerCache:
     """Each host's containers of its latest report, validated and normalised, keyed by
     their raw JSON.
@@ -113,8 +120,8 @@ class ContainerCache:
     dropped (they are validated again on their next report).
 
     Lookup is by position first (the agent lists containers in the same order each
-    time, and comparing two equal byte strings is cheaper than hashing one), then by
-    the bytes among the host's previous containers.
+    time, and comparing two equal byte strings is cheaper than hashing one), then
+    among the host's previous containers by :func:`_key`, confirmed by equal bytes.
     """
 
     def __init__(self, mask: EnvMasker | None = None, max_entries: int = 100_000):
@@ -137,7 +144,7 @@ class ContainerCache:
         host_id = f"agent:{host}"
         old_raws, old_entries = self._hosts.get(host) or ([], [])
         old_count = len(old_raws)
-        by_raw: dict[bytes, _Entry] | None = None  # built on the first positional miss
+        by_key: dict[tuple[int, bytes], int] | None = None  # built at a positional miss
         entries: list[_Entry] = []
         parts: list[bytes] = []
         dumps = orjson.dumps
@@ -146,13 +153,14 @@ class ContainerCache:
             if index < old_count and old_raws[index] == raw:
                 entry = old_entries[index]
             else:
-                if by_raw is None:
-                    by_raw = dict(zip(old_raws, old_entries, strict=True))
-                found = by_raw.get(raw)
-                if found is None:
-                    found = by_raw[raw] = self._entry(raw, index, host_id)
+                if by_key is None:
+                    by_key = {_key(r): i for i, r in enumerate(old_raws)}
+                at = by_key.get(_key(raw))
+                if at is not None and old_raws[at] == raw:
+                    entry = old_entries[at]
+                else:
+                    entry = self._entry(raw, index, host_id)
                     misses += 1
-                entry = found
             entries.append(entry)
             # The sample as validated (only the schema's keys); absent keys read as null.
             parts += (entry.head, dumps(stats.get(entry.cid)), b"},")
