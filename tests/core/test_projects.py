@@ -17,16 +17,21 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 from archnest import ContainerSummary, Settings
+from archnest.keys import SETTINGS_KEY, SOURCES_KEY
 from archnest.projects import (
+    PER_HOST_ACTIONS,
     PROJECT_LABEL,
     SERVICE_LABEL,
+    ProjectContainer,
+    act_on,
     group_projects,
     project_state,
     validate_project_name,
 )
-from archnest.sources import Capabilities, HostInfo
+from archnest.sources import Capabilities, HostInfo, HostSource
 
 from tests.agent.conftest import TOKEN, agent_env, run_agent
 from tests.docker_tcp.conftest import add_engine, engine_body
@@ -350,3 +355,67 @@ async def test_project_action_refusals(
         error = (await resp.json())["error"]
         assert error["code"] == "invalid_action" and error["field"] == "action"
     assert [_state(env, project[s]) for s in ("web", "db")] == ["running", "running"]
+
+
+# ---- the fan-out of an action, with a source that records what it is asked ------------
+
+
+class _Recorder(HostSource):
+    """A source whose actions take a moment and record how many ran at once per host;
+    "slow-*" never answers (the per-host timeout), "boom-*" raises like a plugin bug."""
+
+    name, capabilities = "rec", Capabilities(manage=True)
+
+    def __init__(self) -> None:
+        self.running: dict[str, int] = {}
+        self.peak: dict[str, int] = {}
+        self.calls: list[tuple[str, str, str]] = []
+
+    async def action(self, key: str, ref: str, action: str, *, force: bool = False) -> None:
+        self.calls.append((key, ref, action))
+        if ref.startswith("slow-"):
+            await asyncio.sleep(60)
+        if ref.startswith("boom-"):
+            raise RuntimeError("plugin bug")
+        self.running[key] = self.running.get(key, 0) + 1
+        self.peak[key] = max(self.peak.get(key, 0), self.running[key])
+        await asyncio.sleep(0.05)
+        self.running[key] -= 1
+
+
+def _member(host_id: str, name: str, manageable: bool = True) -> ProjectContainer:
+    return ProjectContainer(
+        host_id=host_id, id=secrets.token_hex(32), name=name, state="running", manageable=manageable
+    )
+
+
+async def test_act_on_bounds_each_host_and_keeps_failures_per_container(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    app = web.Application()
+    app[SETTINGS_KEY] = Settings(data_dir=tmp_path, host_timeout=0.5)
+    source = _Recorder()
+    app[SOURCES_KEY] = {"rec": source}
+    members = [_member("rec:a", f"a{i}") for i in range(12)]
+    members += [_member("rec:b", f"b{i}") for i in range(12)]
+    members += [
+        _member("rec:b", "slow-1"),
+        _member("rec:a", "boom-1"),
+        _member("agent:x", "agent-1", manageable=False),
+        _member("gone:1", "lost-1"),
+    ]
+    for m in members[-4:]:  # no valid id: addressed by name
+        m.id = ""
+    results = await act_on(app, members, "stop")
+
+    assert [(r.host_id, r.name) for r in results] == [(m.host_id, m.name) for m in members]
+    assert all(r.ok and r.error is None for r in results[:24])
+    # Both hosts at once, neither beyond its bound.
+    assert source.peak == {"a": PER_HOST_ACTIONS, "b": PER_HOST_ACTIONS}
+    slow, boom, agent, lost = results[24:]
+    assert not slow.ok and "no answer within" in (slow.error or "")
+    assert not boom.ok and boom.error == "RuntimeError: plugin bug"
+    assert agent.skipped and not agent.ok
+    assert not lost.ok and not lost.skipped and "unknown source" in (lost.error or "")
+    # Ids address the containers; a member without a valid id is addressed by name.
+    assert {ref for _, ref, _ in source.calls} >= {members[0].id, "slow-1", "boom-1"}
+    assert all(action == "stop" for *_, action in source.calls)
+    assert len(source.calls) == 26  # the agent's and the unknown source's never reached one
