@@ -24,6 +24,7 @@ from .containers import ContainerSummary, validate_ref
 from .errors import ApiError, BadRequest, NotFound
 from .hosts import _bounded, list_all_containers
 from .keys import SOURCES_KEY
+from .live import LIVE_KEY
 from .openapi import Content, Param, operation
 from .resolve import with_timeout
 from .sources import HostInfo
@@ -256,7 +257,16 @@ async def act_on(
             result.ok = True
         return result
 
-    return list(await asyncio.gather(*(one(m) for m in members)))
+    results = list(await asyncio.gather(*(one(m) for m in members)))
+    live = app.get(LIVE_KEY)
+    if live is not None:
+        # Like a single container's action: the answer and the next list agree without
+        # waiting for the events (each changed host listed once, all at once).
+        changed = {r.host_id for r in results if r.ok}
+        await asyncio.gather(
+            *(live.refresh(sources[h.partition(":")[0]], h) for h in sorted(changed))
+        )
+    return results
 
 
 @operation(

@@ -257,6 +257,9 @@ async def test_project_actions_change_the_real_containers(
     )
     assert all(r["ok"] and r["error"] is None and not r["skipped"] for r in answer["results"])
     assert [_state(env, c) for c in containers] == ["exited", "exited"]
+    # The answer and the next list agree at once (the live state was refreshed).
+    p = (await _projects(client, admin_headers))[name]
+    assert p["state"] == "stopped" and p["hosts"] == sorted([docker_host, ssh_host])
 
     resp = await client.post(f"/api/projects/{name}/start", headers=admin_headers)
     assert resp.status == 200, await resp.text()
