@@ -20,6 +20,8 @@ from .db import DatabaseUnavailable
 from .errors import ApiError
 from .event_hub import setup_event_routes
 from .keys import SETTINGS_KEY
+from .listing import LISTING_QUERY, parse_api_params
+from .listing import run as run_listing
 from .live import LIVE_KEY
 from .openapi import Param, operation
 from .query import flag
@@ -143,6 +145,8 @@ async def list_all_containers(
 class _Index(BaseModel):
     hosts: list[HostInfo]
     containers: list[ContainerSummary]
+    # Only with a listing parameter (q, sort, limit, ...): the matches before paging.
+    total: int | None = None
 
 
 _INDEX = TypeAdapter(_Index)
@@ -164,19 +168,35 @@ async def hosts_index(request: web.Request) -> web.Response:
         ALL_PARAM,
         Param("source", "Only hosts of these sources.", repeated=True),
         Param("host", "Only these host ids.", repeated=True),
+        *LISTING_QUERY,
     ),
     responses={200: _Index},
+    errors=(400,),
 )
 async def containers_index(request: web.Request) -> web.Response:
     """``GET /api/containers[?all=1][&source=ssh][&host=ssh:1&host=...]``: every chosen
-    host's containers in one answer, with each host's status and error."""
+    host's containers in one answer, with each host's status and error.
+
+    Any of ``q``, ``project``, ``state``, ``sort``, ``order``, ``limit``, ``offset``
+    filters, sorts (default: by host) and pages the containers server-side and adds
+    ``total``, the matches before paging; without them the answer is every container
+    in the hosts' own order, without ``total``."""
+    listing = parse_api_params(request.query)  # a bad parameter is a 400 before any host
     sources = set(request.query.getall("source", [])) or None
     host_ids = set(request.query.getall("host", [])) or None
     hosts, containers = await list_all_containers(
         request.app, all=flag(request, "all"), sources=sources, host_ids=host_ids
     )
+    if listing is None:
+        body = _Index.model_construct(hosts=hosts, containers=containers)
+        return web.Response(
+            body=_INDEX.dump_json(body, exclude={"total"}),
+            content_type="application/json",
+            charset="utf-8",
+        )
+    page = run_listing(containers, listing, {h.id: h.name for h in hosts})
     return pydantic_json_response(
-        _INDEX, _Index.model_construct(hosts=hosts, containers=containers)
+        _INDEX, _Index.model_construct(hosts=hosts, containers=page.rows, total=page.total)
     )
 
 

@@ -21,7 +21,17 @@ from .containers import ContainerDetail, validate_ref
 from .errors import ApiError, NotFound
 from .hosts import list_all_containers, list_all_hosts
 from .keys import PM_KEY, SOURCES_KEY
-from .openapi import Content, operation
+from .listing import (
+    FILTER_QUERY,
+    MAX_LIMIT,
+    UI_PAGE_SIZE,
+    Page,
+    UiListing,
+    pages,
+    parse_ui_params,
+    run_ui,
+)
+from .openapi import Content, Param, operation
 from .plugin_types import Panel
 from .plugins import flatten
 from .resolve import resolve_host_id, with_timeout
@@ -33,6 +43,7 @@ log = logging.getLogger("archnest.ui")
 # Host statuses in the order the selector sorts them within a source group.
 STATUS_ORDER = {"ok": 0, "stale": 1, "unknown": 2, "error": 3}
 MANAGE_ACTIONS = ("start", "stop", "restart", "pause", "unpause", "remove")
+PAGE_SIZES = (50, 100, 200, 500)  # what the pager offers; any 1-500 is accepted
 
 
 # The pages and htmx partials are routes like any other, so they are in the OpenAPI
@@ -108,10 +119,28 @@ async def hosts_partial(request: web.Request) -> web.Response:
     )
 
 
-@operation("Fragment: the container table of one host", tags=("ui",), responses={200: FRAGMENT})
+# The list partials' query: what the filter box, the sort headers and the pager send.
+# Bad values are a 400 naming the parameter (htmx shows it in the list); a page past the
+# end is the last page instead, since rows may have gone since the link was made.
+LIST_QUERY = (
+    Param("all", "Include stopped containers.", type="boolean"),
+    *FILTER_QUERY,
+    Param("page", "Page number from 1; past the end is the last page.", type="integer"),
+    Param("size", f"Rows per page, 1-{MAX_LIMIT} (default {UI_PAGE_SIZE}).", type="integer"),
+)
+
+
+@operation(
+    "Fragment: the container table of one host",
+    tags=("ui",),
+    query=LIST_QUERY,
+    responses={200: FRAGMENT},
+    errors=(400,),
+)
 async def containers_partial(request: web.Request) -> web.Response:
     host_id = request.match_info["host_id"]
     show_all = request.query.get("all", "0") in ("1", "true", "on")
+    ui = parse_ui_params(request.query, default_sort="name")
 
     async def render() -> web.Response:
         source, key = await resolve_host_id(request.app, host_id)
@@ -119,14 +148,16 @@ async def containers_partial(request: web.Request) -> web.Response:
         items = await with_timeout(
             request.app, source.list_containers(key, all=show_all), host.name
         )
-        items = sorted(items, key=lambda c: c.name.lower())
+        # "" too: a source may leave a row's host_id empty; its host is still this one.
+        page, number = run_ui(items, ui, {host.id: host.name, "": host.name})
         return aiohttp_jinja2.render_template(
             "core/_containers.html",
             request,
             {
                 "host": host,
-                "rows": [(c, host) for c in items],
+                "rows": [(c, host) for c in page.rows],
                 "show_all": show_all,
+                **_list_context(ui, page, number),
                 **_table_context(request, [host]),
             },
         )
@@ -134,17 +165,24 @@ async def containers_partial(request: web.Request) -> web.Response:
     return await _guard(request, f"containers of {host_id}", render())
 
 
-@operation("Fragment: the container table of all hosts", tags=("ui",), responses={200: FRAGMENT})
+@operation(
+    "Fragment: the container table of all hosts",
+    tags=("ui",),
+    query=LIST_QUERY,
+    responses={200: FRAGMENT},
+    errors=(400,),
+)
 async def all_containers_partial(request: web.Request) -> web.Response:
-    """Every host's containers in one table; a failed host is a warning above it."""
+    """One page of every host's containers in one table; a failed host is a warning
+    above it."""
     show_all = request.query.get("all", "0") in ("1", "true", "on")
+    ui = parse_ui_params(request.query, default_sort="host")
 
     async def render() -> web.Response:
         hosts, items = await list_all_containers(request.app, all=show_all)
         by_id = {h.id: h for h in hosts}
-        rows = sorted(
-            ((c, by_id[c.host_id]) for c in items if c.host_id in by_id),
-            key=lambda row: (row[1].name.lower(), row[1].id, row[0].name.lower()),
+        page, number = run_ui(
+            [c for c in items if c.host_id in by_id], ui, {h.id: h.name for h in hosts}
         )
         return aiohttp_jinja2.render_template(
             "core/_all_containers.html",
@@ -152,13 +190,32 @@ async def all_containers_partial(request: web.Request) -> web.Response:
             {
                 "hosts": hosts,
                 "failed": [h for h in hosts if h.status in ("error", "stale")],
-                "rows": rows,
+                "rows": [(c, by_id[c.host_id]) for c in page.rows],
                 "show_all": show_all,
+                **_list_context(ui, page, number),
                 **_table_context(request, hosts),
             },
         )
 
     return await _guard(request, "the containers of all hosts", render())
+
+
+def _list_context(ui: UiListing, page: Page, number: int) -> dict[str, Any]:
+    """What the table's sort headers, pager and counts show."""
+    return {
+        "sort": ui.listing.sort,
+        "order": ui.listing.order,
+        "filtered": bool(ui.listing.filter),
+        "where": ui.listing.filter.where,
+        "page": number,
+        "pages": pages(page.total, ui.size),
+        "size": ui.size,
+        "sizes": PAGE_SIZES,
+        "total": page.total,
+        "listed": page.listed,
+        "first": page.offset + 1,
+        "last": page.offset + len(page.rows),
+    }
 
 
 def _table_context(request: web.Request, hosts: list[HostInfo]) -> dict[str, Any]:

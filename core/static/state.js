@@ -7,7 +7,12 @@ const STORE_KEY = "archnest.containers.v1";
 /** The host id of the one table of every host (real host ids are "source:key"). */
 export const ALL_HOSTS = "all";
 
-export const state = { host: "", all: false, tabs: [], active: null };
+/** The container list's filter, sort and page (list.js); always from the URL only, so
+ * a link such as /containers?host=all&project=web shows exactly that. "" and 0: the
+ * server's default. */
+export const LIST_KEYS = ["q", "project", "state", "sort", "order", "page", "size"];
+
+export const state = { host: "", all: false, tabs: [], active: null, list: {} };
 
 export function keyOf(t) {
   return `${t.host}/${t.ref}`;
@@ -36,6 +41,7 @@ export function readState(serverHost) {
   const keys = fromUrl ? q.getAll("open") : saved.tabs || [];
   state.tabs = keys.map(parseKey).filter(Boolean);
   state.active = fromUrl ? q.get("tab") : saved.active || null;
+  state.list = Object.fromEntries(LIST_KEYS.map((k) => [k, q.get(k) || ""]));
 }
 
 export function saveState() {
@@ -44,6 +50,7 @@ export function saveState() {
   if (state.all) q.set("all", "1");
   for (const t of state.tabs) q.append("open", keyOf(t));
   if (state.active) q.set("tab", state.active);
+  for (const k of LIST_KEYS) if (state.list[k]) q.set(k, state.list[k]);
   const qs = q.toString();
   history.replaceState(null, "", location.pathname + (qs ? `?${qs}` : ""));
   try {
