@@ -21,7 +21,7 @@ from pydantic import BaseModel, TypeAdapter
 from .auth import admin_only
 from .container_routes import pydantic_json_response
 from .containers import ContainerSummary, validate_ref
-from .errors import ApiError, BadRequest, NotFound
+from .errors import ApiError, BadRequest, HostTimeout, NotFound
 from .hosts import _bounded, list_all_containers
 from .keys import SOURCES_KEY
 from .live import LIVE_KEY
@@ -199,8 +199,9 @@ def _ref(member: ProjectContainer) -> str:
     "Start, stop or restart every container of a compose project",
     description="Each host's containers are acted on in parallel (a few at a time per "
     "host; stop too: compose's dependency order is not known here), each call under the "
-    "per-host timeout. The answer lists every container's result; one failure does not "
-    "stop the others, and containers on read-only hosts (agents) are listed as skipped.",
+    "per-host timeout; after a timeout, that host's other containers are not tried. The "
+    "answer lists every container's result; one failure does not stop the others, and "
+    "containers on read-only hosts (agents) are listed as skipped.",
     path=(
         Param("name", "The compose project name (`^[a-z0-9][a-z0-9_-]{0,127}$`)."),
         Param("action", "What to do.", enum=PROJECT_ACTIONS),
@@ -228,11 +229,15 @@ async def act_on(
     app: web.Application, members: list[ProjectContainer], action: str
 ) -> list[ProjectResult]:
     """Run ``action`` on each container: at most ``PER_HOST_ACTIONS`` per host and the
-    app's fan-out bound overall, each under the per-host timeout. Never raises: every
-    container gets its own result, in the order given."""
+    app's fan-out bound overall, each under the per-host timeout (after one timeout the
+    host's other containers are not tried). Never raises: every container gets its own
+    result, in the order given."""
     sources = app[SOURCES_KEY]
     overall = _bounded(app)
     per_host: dict[str, asyncio.Semaphore] = {}
+    # Hosts that let a call time out in this fan-out: their remaining containers are not
+    # tried, so a dead host costs one timeout, not one per few of its containers.
+    silent: dict[str, str] = {}
 
     async def one(member: ProjectContainer) -> ProjectResult:
         result = ProjectResult(host_id=member.host_id, id=member.id, name=member.name, ok=False)
@@ -248,7 +253,13 @@ async def act_on(
         try:
             ref = _ref(member)
             async with gate:
+                if member.host_id in silent:
+                    result.error = f"not tried: {silent[member.host_id]}"
+                    return result
                 await overall(with_timeout(app, source.action(key, ref, action), action))
+        except HostTimeout as exc:
+            silent.setdefault(member.host_id, f"the host did not answer ({exc.message})")
+            result.error = exc.message
         except ApiError as exc:
             result.error = exc.message
         except Exception as exc:  # a plugin bug stays that container's problem

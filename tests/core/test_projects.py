@@ -422,3 +422,25 @@ async def test_act_on_bounds_each_host_and_keeps_failures_per_container(tmp_path
     assert {ref for _, ref, _ in source.calls} >= {members[0].id, "slow-1", "boom-1"}
     assert all(action == "stop" for *_, action in source.calls)
     assert len(source.calls) == 26  # the agent's and the unknown source's never reached one
+
+
+async def test_act_on_stops_trying_a_host_that_timed_out(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    app = web.Application()
+    app[SETTINGS_KEY] = Settings(data_dir=tmp_path, host_timeout=0.3)
+    source = _Recorder()
+    app[SOURCES_KEY] = {"rec": source}
+    members = [_member("rec:dead", f"slow-{i}") for i in range(20)]
+    members += [_member("rec:ok", f"fine-{i}") for i in range(3)]
+    for m in members:
+        m.id = ""
+    started = time.monotonic()
+    results = await act_on(app, members, "restart")
+    # One timeout for the dead host (its first few calls in parallel), not 20 / 4 of them.
+    assert time.monotonic() - started < 1.0
+    dead = results[:20]
+    assert not any(r.ok for r in dead)
+    tried = [r for r in dead if not (r.error or "").startswith("not tried")]
+    assert len(tried) == PER_HOST_ACTIONS
+    assert all("no answer within" in (r.error or "") for r in dead)
+    assert all(r.ok for r in results[20:])
+    assert sum(1 for key, *_ in source.calls if key == "dead") == PER_HOST_ACTIONS
