@@ -8,10 +8,12 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from .account_routes import setup_account_routes
+from .audit_routes import setup_audit_routes
 from .auth import public
 from .diff import setup_diff_routes
 from .hosts import setup_unified_routes
 from .keys import PM_KEY, SOURCES_KEY
+from .log_search import setup_log_search_routes
 from .openapi import operation, setup_openapi
 from .plugin_types import Assets, NavItem
 from .plugins import hookimpl, loaded_plugins
@@ -77,9 +79,11 @@ def archnest_routes(app: web.Application) -> None:
     setup_account_routes(app)
     setup_unified_routes(app)
     setup_diff_routes(app)
+    setup_log_search_routes(app)
     setup_project_routes(app)
     setup_ui_routes(app)
     setup_settings_ui(app)
+    setup_audit_routes(app)
     setup_openapi(app)
 
 
@@ -88,6 +92,7 @@ def archnest_nav_items() -> list[NavItem]:
     return [
         NavItem("Containers", "/containers", order=10),
         NavItem("Projects", "/projects", order=15),
+        NavItem("Log search", "/logs/search", order=17),
         NavItem("Settings", "/settings", order=90, admin_only=True),
         NavItem("Account", "/account", order=95),
     ]
@@ -99,6 +104,7 @@ def archnest_settings_nav() -> list[NavItem]:
     return [
         NavItem("SSH targets", "/settings/ssh", order=30),
         NavItem("Users", "/settings/users", order=80),
+        NavItem("Audit log", "/settings/audit", order=85),
     ]
 
 
