@@ -87,12 +87,37 @@ export function initList({ currentHostLink }) {
     requested = wanted();
   });
 
+  // A reload that brings exactly what is shown (live.js reloads on every event of the
+  // host, most of them about rows on other pages) swaps nothing: the rows, the focus
+  // and a quick action's result stay where they are.
+  let shownHtml = null;
+  let results = [];
+  listEl.addEventListener("htmx:beforeSwap", (e) => {
+    if (e.detail.target !== listEl) return;
+    if (e.detail.xhr.status === 200 && e.detail.serverResponse === shownHtml && listEl.querySelector(".host-summary")) {
+      e.detail.shouldSwap = false;
+      return;
+    }
+    shownHtml = e.detail.xhr.status === 200 ? e.detail.serverResponse : null;
+    // A quick action's result stays beside its row through a reload.
+    results = [...listEl.querySelectorAll("tr[data-id] .row-result:not(:empty)")].map((el) => {
+      const tr = el.closest("tr");
+      return { host: tr.dataset.host, id: tr.dataset.id, node: el.cloneNode(true) };
+    });
+  });
+
   listEl.addEventListener("htmx:afterSwap", (e) => {
     if (e.detail.target !== listEl) return;
     const named = listEl.querySelector(".host-summary") || currentHostLink();
     titleEl.textContent = named
       ? named.dataset.hostName + (named.dataset.source ? ` \u00b7 ${named.dataset.source}` : "")
       : state.host;
+    for (const { host, id, node } of results) {
+      const tr = listEl.querySelector(`tr[data-host="${CSS.escape(host)}"][data-id="${CSS.escape(id)}"]`);
+      const slot = tr && tr.querySelector(".row-result");
+      if (slot) slot.replaceWith(node);
+    }
+    results = [];
     // The server clamps a page past the end (rows went meanwhile): the URL follows.
     const pager = listEl.querySelector(".pager");
     const page = pager && pager.dataset.page !== "1" ? pager.dataset.page : "";
