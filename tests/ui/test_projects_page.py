@@ -142,6 +142,20 @@ async def test_projects_page_admin_stops_and_starts_viewer_reads(
     for service in ("web", "db"):
         assert te.docker("inspect", "-f", "{{.State.Status}}", project[service]) == "running"
 
+    # "Show in Containers": the all-hosts list filtered to the project, stopped ones too.
+    await section.get_by_role("link", name="Show in Containers").click()
+    await page.wait_for_url("**/containers?**")
+    listed = page.locator("#container-list tbody tr")
+    await expect(listed).to_have_count(4)
+    openers = page.locator("#container-list tbody tr .open-container")
+    shown = await openers.evaluate_all("els => els.map(e => [e.dataset.host, e.dataset.name])")
+    assert sorted(map(tuple, shown)) == sorted(
+        (h, project[s]) for h in (docker_id, ssh_id) for s in ("web", "db")
+    )
+    await expect(page.locator("#show-stopped")).to_be_checked()
+    await page.go_back()
+    await page.wait_for_url("**/projects")
+
     # A container's link opens its detail on the Containers page.
     await section.locator(f'tr[data-service="db"][data-host="{docker_id}"] a').click()
     await page.wait_for_url("**/containers?**")
