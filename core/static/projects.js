@@ -1,6 +1,6 @@
 /* The Projects page: compose projects across hosts (GET /api/projects), each with its
  * services and their containers per host, and project-wide start/stop/restart for admins
- * (POST /api/projects/{name}/{action}). Everything is built as DOM nodes with text: no
+ * (POST /api/projects/{name}/{action}); it follows GET /api/events without a reload. Everything is built as DOM nodes with text: no
  * value from a host is ever parsed as markup. */
 
 import { describe, enc, showStatus } from "./api.js";
@@ -10,6 +10,9 @@ const root = document.getElementById("projects-app");
 const ACTIONS = ["start", "stop", "restart"];
 const STATE_BADGE = { running: "state-running", partial: "badge-stale", stopped: "state-exited" };
 // What the Containers page accepts as a container reference (core/containers.py).
+// How long the list waits after a live event before it is read again (ms): a burst (a
+// project restarting) is one reload.
+const RELOAD_MS = 500;
 // When the list is read again after an action (ms).
 const SETTLE_MS = [1000, 2500];
 // The last action's outcome per project, shown under its title.
@@ -104,7 +107,7 @@ function containerRow(service, c, first) {
   if (!c.manageable) host.append(" ", badge("read-only", "badge-unknown"));
   return el(
     "tr",
-    { "data-host": c.host_id, "data-name": c.name, "data-service": service.name, "data-state": c.state },
+    { "data-host": c.host_id, "data-id": c.id, "data-name": c.name, "data-service": service.name, "data-state": c.state },
     first
       ? el("th", { scope: "row", rowspan: service.containers.length, class: "col-service" }, service.name || el("span", { class: "muted" }, "(no service label)"))
       : null,
@@ -204,8 +207,48 @@ async function load() {
   }
 }
 
+/** Follow GET /api/events (one stream per tab, as the Containers page): a container of
+ * a shown project gets its new state at once, then the list is read again (debounced) for
+ * the project's state, buttons, and containers that joined or left; a host event or a
+ * reconnect (events lost meanwhile) reads it again too. */
+function follow() {
+  if (typeof EventSource === "undefined") return;
+  let timer = 0;
+  const reload = () => {
+    clearTimeout(timer);
+    timer = setTimeout(load, RELOAD_MS);
+  };
+  let connected = false;
+  const source = new EventSource("/api/events");
+  source.addEventListener("hello", () => {
+    if (connected) reload();
+    connected = true;
+    root.dataset.live = "on";
+  });
+  source.addEventListener("container", (e) => {
+    const data = JSON.parse(e.data);
+    let shown = false;
+    for (const tr of document.querySelectorAll("#project-list tr[data-id]")) {
+      if (tr.dataset.id !== data.id || tr.dataset.host !== data.host_id) continue;
+      shown = true;
+      tr.dataset.state = data.state;
+      const cell = tr.querySelector('[data-cell="state"]');
+      if (cell) cell.replaceChildren(badge(data.state, `state state-${data.state}`));
+    }
+    // A container not shown matters only when it appears or goes (it may carry the labels).
+    if (shown || data.action === "create" || data.action === "destroy") reload();
+  });
+  source.addEventListener("host", reload);
+  const off = () => {
+    root.dataset.live = "off";
+  };
+  source.addEventListener("end", off);
+  source.addEventListener("error", off);
+}
+
 if (root) {
   document.getElementById("projects-refresh").addEventListener("click", () => load());
   document.getElementById("project-filter").addEventListener("input", applyFilter);
   load();
+  follow();
 }

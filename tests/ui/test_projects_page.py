@@ -142,6 +142,16 @@ async def test_projects_page_admin_stops_and_starts_viewer_reads(
     for service in ("web", "db"):
         assert te.docker("inspect", "-f", "{{.State.Status}}", project[service]) == "running"
 
+    # A change made elsewhere (the docker CLI) shows without a reload (GET /api/events).
+    marker = await page.evaluate("() => (window.__notReloaded = true)")
+    te.docker("stop", project["db"])
+    await expect(section.locator(".project-state")).to_have_text("partial")
+    db_states = section.locator('tr[data-service="db"] [data-cell="state"]')
+    await expect(db_states.filter(has_text="exited")).to_have_count(2)
+    te.docker("start", project["db"])
+    await expect(section.locator(".project-state")).to_have_text("running")
+    assert await page.evaluate("() => window.__notReloaded") is marker
+
     # "Show in Containers": the all-hosts list filtered to the project, stopped ones too.
     await section.get_by_role("link", name="Show in Containers").click()
     await page.wait_for_url("**/containers?**")
