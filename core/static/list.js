@@ -90,15 +90,19 @@ export function initList({ currentHostLink }) {
   // A reload that brings exactly what is shown (live.js reloads on every event of the
   // host, most of them about rows on other pages) swaps nothing: the rows, the focus
   // and a quick action's result stay where they are.
+  // Texts that change by themselves ("Up 5 seconds", "3 minutes ago") are updated in
+  // place when nothing else changed.
   let shownHtml = null;
   let results = [];
   listEl.addEventListener("htmx:beforeSwap", (e) => {
     if (e.detail.target !== listEl) return;
-    if (e.detail.xhr.status === 200 && e.detail.serverResponse === shownHtml && listEl.querySelector(".host-summary")) {
+    const html = e.detail.xhr.status === 200 ? steady(e.detail.serverResponse) : null;
+    if (html !== null && html === shownHtml && listEl.querySelector(".host-summary")) {
       e.detail.shouldSwap = false;
+      updateTexts(e.detail.serverResponse);
       return;
     }
-    shownHtml = e.detail.xhr.status === 200 ? e.detail.serverResponse : null;
+    shownHtml = html;
     // A quick action's result stays beside its row through a reload.
     results = [...listEl.querySelectorAll("tr[data-id] .row-result:not(:empty)")].map((el) => {
       const tr = el.closest("tr");
@@ -197,6 +201,31 @@ export function initList({ currentHostLink }) {
     filterEl.focus();
     const end = filterEl.value.length; // typing goes on from the end of what is there
     filterEl.setSelectionRange(end, end);
+  });
+}
+
+const STATUS_CELL = /(<td class="col-status" data-cell="status">)[^<]*(<\/td>)/g;
+const TIME_TEXT = /(<time [^>]*>)[^<]*(<\/time>)/g;
+
+/** The partial without the texts that change with the clock alone. */
+function steady(html) {
+  return html.replace(STATUS_CELL, "$1$2").replace(TIME_TEXT, "$1$2");
+}
+
+/** Same rows in the same order: take over only their status and time texts. */
+function updateTexts(html) {
+  const doc = new DOMParser().parseFromString(html, "text/html");
+  const fresh = doc.querySelectorAll("tbody tr");
+  const rows = listEl.querySelectorAll("tbody tr");
+  fresh.forEach((tr, i) => {
+    const row = rows[i];
+    if (!row) return;
+    const status = tr.querySelector('[data-cell="status"]');
+    const old = row.querySelector('[data-cell="status"]');
+    if (status && old && old.textContent !== status.textContent) old.textContent = status.textContent;
+    const time = tr.querySelector("time");
+    const was = row.querySelector("time");
+    if (time && was && was.textContent !== time.textContent) was.textContent = time.textContent;
   });
 }
 
