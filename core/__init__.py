@@ -9,6 +9,7 @@ other submodule is internal, and import-linter keeps plugins out of them.
 from __future__ import annotations
 
 from .app import create_app
+from .audit import audit_event
 from .auth import admin_only, current_user, public, websocket
 from .bodies import read_body_limited, read_model, require_json
 from .container_routes import add_container_routes
@@ -110,6 +111,7 @@ __all__ = [
     "Unauthorized",
     "add_container_routes",
     "admin_only",
+    "audit_event",
     "create_app",
     "current_user",
     "detail_dict_from_inspect",

@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from . import migrate
+from .audit import make_audit_middleware
+from .audit_chain import retention_ctx
 from .auth import make_auth_middleware
 from .db import Database
 from .errors import error_middleware
@@ -52,7 +54,12 @@ def create_app(
     settings.prepare_data_dir()
     auth_cache = CredentialCache()
     app = web.Application(
-        middlewares=[error_middleware, make_auth_middleware(lambda r: r.app[DB_KEY], auth_cache)],
+        middlewares=[
+            error_middleware,
+            make_auth_middleware(lambda r: r.app[DB_KEY], auth_cache),
+            # After auth (it knows the user), around the handler (it records the result).
+            make_audit_middleware(),
+        ],
         client_max_size=CLIENT_MAX_SIZE,
     )
     app[SETTINGS_KEY] = settings
@@ -81,6 +88,7 @@ def create_app(
     app.on_shutdown.append(end_streams)
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(bootstrap_admin_ctx)
+    app.cleanup_ctx.append(retention_ctx)
     # Plugin resources start after the database and stop before it.
     for ctx in flatten(pm.hook.archnest_cleanup_ctx(app=app)):
         app.cleanup_ctx.append(ctx)

@@ -17,6 +17,9 @@ from pydantic import BaseModel, ValidationError
 from .errors import BadRequest, PayloadTooLarge
 
 M = TypeVar("M", bound=BaseModel)
+# The names (never the values) of the fields a validated body sent: the audit log's
+# "which fields changed" (core/audit.py).
+BODY_FIELDS_KEY = web.RequestKey("archnest_body_fields", list)
 # Enough to fix a body in one go; a body wrong everywhere does not get a page of text.
 MAX_REPORTED_ERRORS = 5
 
@@ -85,11 +88,14 @@ async def read_model(request: web.Request, model: type[M], max_bytes: int = 1024
     """
     data = await require_json(request, max_bytes)
     try:
-        return model.model_validate(data, strict=True)
+        parsed = model.model_validate(data, strict=True)
     except ValidationError as exc:
         first = exc.errors(include_url=False, include_input=False, include_context=False)
         field = _location(first[0]["loc"]) if first and first[0]["loc"] else None
         raise BadRequest(summarise(exc), code="invalid_body", field=field) from None
+    # Only the model's own field names: an ignored extra key is the client's text.
+    request[BODY_FIELDS_KEY] = sorted(k for k in data if k in model.model_fields)
+    return parsed
 
 
 def summarise(exc: ValidationError) -> str:

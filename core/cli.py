@@ -1,4 +1,4 @@
-"""The ``archnest`` command: serve, db, user, token, plugins."""
+"""The ``archnest`` command: serve, db, user, token, audit, plugins."""
 
 from __future__ import annotations
 
@@ -117,6 +117,27 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import DBAPIError
+
+    from .audit_chain import verify
+
+    try:
+        verdict = _with_db(lambda db, _s: verify(db))
+    except DBAPIError as exc:  # no audit tables yet: never migrated to core_0005
+        print(
+            f"cannot read the audit log ({type(exc.orig).__name__}); run `archnest db upgrade`",
+            file=sys.stderr,
+        )
+        return 2
+    if verdict.ok:
+        print(f"audit chain intact: {verdict.rows} rows")
+        return 0
+    print(f"audit chain broken at row {verdict.bad_id}: {verdict.reason}", file=sys.stderr)
+    print(f"bad row: {verdict.bad_id}")
+    return 1
+
+
 def cmd_plugins(args: argparse.Namespace) -> int:
     pm = build_plugin_manager(Settings.from_env().plugins)
     rows = [p for p in loaded_plugins(pm) if not p.core]
@@ -160,6 +181,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--expires-in-days", type=_days, default=None, help="1-3650; default: never expires"
     )
     create.set_defaults(func=cmd_token_create)
+
+    audit = sub.add_parser("audit", help="the audit log")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    verify = audit_sub.add_parser(
+        "verify", help="check the hash chain: exit 0 intact, 1 naming the first bad row"
+    )
+    verify.set_defaults(func=cmd_audit_verify)
 
     plugins = sub.add_parser("plugins", help="list loaded plugins")
     plugins.add_argument("--json", action="store_true")

@@ -8,6 +8,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from .account_routes import setup_account_routes
+from .audit_routes import setup_audit_routes
 from .auth import public
 from .diff import setup_diff_routes
 from .hosts import setup_unified_routes
@@ -82,6 +83,7 @@ def archnest_routes(app: web.Application) -> None:
     setup_project_routes(app)
     setup_ui_routes(app)
     setup_settings_ui(app)
+    setup_audit_routes(app)
     setup_openapi(app)
 
 
@@ -102,6 +104,7 @@ def archnest_settings_nav() -> list[NavItem]:
     return [
         NavItem("SSH targets", "/settings/ssh", order=30),
         NavItem("Users", "/settings/users", order=80),
+        NavItem("Audit log", "/settings/audit", order=85),
     ]
 
 

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import WSMsgType, web
 
+from .audit import TerminalAudit
 from .auth import websocket
 from .containers import validate_ref
 from .errors import ApiError, BadRequest
@@ -66,6 +67,7 @@ def make_exec_handler(
         with stream_slot(request, "terminal", source.host_id(key)) as slot:
             await ws.prepare(request)
             slot.on_shutdown(lambda: ws.close(code=1001, message=b"server shutting down"))
+            terminal = TerminalAudit(request, source.host_id(key), ref, cmd_name)
             try:
                 session = await with_timeout(
                     request.app,
@@ -73,9 +75,12 @@ def make_exec_handler(
                     "exec",
                 )
             except ApiError as exc:
+                await terminal.open(result=exc.code)
                 reason = exc.message.encode()[:120]
                 await ws.close(code=4000 + exc.status, message=reason)
                 return ws
+            await terminal.open()
+            session = terminal.wrap(session)
             ended = asyncio.Event()
 
             async def end_at_shutdown() -> None:
@@ -87,6 +92,7 @@ def make_exec_handler(
                 await _bridge(ws, session)
             finally:
                 ended.set()
+                await terminal.close()
         return ws
 
     return exec_ws

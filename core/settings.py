@@ -136,6 +136,9 @@ class Settings:
     ssh_idle_seconds: float = 300.0
     ssh_max_commands: int = 4
     ssh_max_channels: int = 10
+    # Audit rows older than this many days are removed from the start of the chain
+    # (0: kept forever).
+    audit_retention_days: int = 365
     # The ARCHNEST_* values each plugin's typed settings are parsed from (strings, as in
     # the environment); plugins never read this directly.
     plugin_env: dict[str, str] = field(default_factory=dict)
@@ -187,6 +190,7 @@ class Settings:
             ssh_idle_seconds=_env_float(env, "ARCHNEST_SSH_IDLE_SECONDS", 300.0, lo=0.1),
             ssh_max_commands=_env_int(env, "ARCHNEST_SSH_MAX_COMMANDS", 4, lo=1),
             ssh_max_channels=_env_int(env, "ARCHNEST_SSH_MAX_CHANNELS", 10, lo=1),
+            audit_retention_days=_env_int(env, "ARCHNEST_AUDIT_RETENTION_DAYS", 365, lo=0),
             plugin_env={k: v for k, v in env.items() if k.startswith("ARCHNEST_")},
         )
 

@@ -12,6 +12,7 @@ import jinja2
 from aiohttp import web
 from pydantic import BaseModel
 
+from .audit import note as audit_note
 from .auth import SESSION_COOKIE, current_user, public, same_origin
 from .bodies import read_model
 from .client_address import client_address
@@ -137,6 +138,8 @@ def _set_cookie(request: web.Request, resp: web.StreamResponse, token: str) -> N
 async def _login(request: web.Request, username: str, password: str) -> tuple[str, User]:
     # Over budget is a 429 at once: nothing here waits on another attempt, so a flood
     # of guesses cannot hold up a sign-in from another client address.
+    # The audit row names whoever was tried, whether or not the attempt succeeds.
+    audit_note(request, user=username[:64])
     with request.app[THROTTLE_KEY].attempt(username, client_address(request)) as attempt:
         user = await authenticate(
             request.app[DB_KEY], username, password, request.app[PASSWORD_VERIFIER_KEY]
