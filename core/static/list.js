@@ -6,8 +6,8 @@
  * actions in core/_actions.html).
  *
  * The server filters, sorts and pages (core/listing.py): the browser only ever holds one
- * page. The filter box sends q (debounced; a newer request replaces one in flight, the
- * element's hx-sync), the sort headers and the pager send sort/order/page/size, and the
+ * page. The filter box sends q (debounced; a newer request waits for one in flight and
+ * the older answer is dropped), the sort headers and the pager send sort/order/page/size, and the
  * URL keeps them (state.list), so a reload or a link restores the view.
  *
  * For other modules (live.js): each row is tr[data-host][data-id] (host id, the
@@ -39,12 +39,11 @@ function wanted() {
   return `${listUrl(state.host)} ${showStopped()} ${new URLSearchParams(listParams())}`;
 }
 
-/** Load the list of the chosen host again, unless that very list is on its way: a newer
- * request replaces one in flight (hx-sync), and htmx reports each request it aborts as
- * an error, so a click on the host chosen automatically a moment before sends nothing. */
+/** Load the list of the chosen host again. A request on its way is not aborted (htmx
+ * reports each abort as an error): the newest one waits for it (hx-sync "queue last"),
+ * and an answer to parameters changed meanwhile is not shown (htmx:beforeSwap). */
 export function reloadList() {
   if (!listEl || !state.host) return;
-  if (listEl.classList.contains("htmx-request") && requested === wanted()) return;
   htmx.trigger(listEl, "archnest:load");
 }
 
@@ -96,6 +95,11 @@ export function initList({ currentHostLink }) {
   let results = [];
   listEl.addEventListener("htmx:beforeSwap", (e) => {
     if (e.detail.target !== listEl) return;
+    if (requested !== wanted()) {
+      // Asked for other rows since (typing, a page): the newer request follows.
+      e.detail.shouldSwap = false;
+      return;
+    }
     const html = e.detail.xhr.status === 200 ? steady(e.detail.serverResponse) : null;
     if (html !== null && html === shownHtml && listEl.querySelector(".host-summary")) {
       e.detail.shouldSwap = false;
