@@ -107,8 +107,9 @@ async def test_detail_without_stats_and_the_sample_apart(
             source,
             sample,
         )
-        # A spinning shell: well above idle on any core count; one process; the limit.
-        assert sample["cpu_percent"] > 20, (source, sample)
+        # A spinning shell: above idle even on a loaded machine (a share of a core under
+        # other work, where an idle one shows 0.00); one process; the limit.
+        assert sample["cpu_percent"] > 2, (source, sample)
         assert sample["pids"] == 1, (source, sample)
         assert sample["mem_limit_bytes"] == MEM_LIMIT, (source, sample)
         assert 0 < sample["mem_usage_bytes"] < MEM_LIMIT, (source, sample)
@@ -165,7 +166,7 @@ async def test_a_paused_container_has_a_sample_and_a_stopped_one_none(
     for url in urls:
         got, _ = await _get(client, viewer_headers, url)
         assert got["stats"] is not None and got["stats"]["pids"] == 1, (url, got)
-        assert got["stats"]["cpu_percent"] < 5, (url, got)
+        assert got["stats"]["cpu_percent"] < 1, (url, got)
     env.docker("unpause", name)
     env.docker("stop", "-t", "0", name)
     for url in urls:

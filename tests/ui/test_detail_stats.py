@@ -97,7 +97,7 @@ async def test_tabs_render_before_stats_then_stats_fill(browser, live_app, teste
         await expect(facts.locator('[data-stat="pids"]')).to_have_text("1")
         await expect(stats_box.locator(".stats-status")).to_contain_text("One sample, taken at")
         cpu = float((await facts.locator('[data-stat="cpu"]').inner_text()).split()[0])
-        assert cpu > 20, cpu  # a spinning shell, measured by the real engine
+        assert cpu > 2, cpu  # a spinning shell (idle is 0.00), measured by the real engine
         if host_id == docker_id:
             await screenshot(page, "container-stats-sample")
 
