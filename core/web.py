@@ -205,6 +205,7 @@ async def login_form(request: web.Request) -> web.StreamResponse:
             request, str(form.get("username", "")), str(form.get("password", ""))
         )
     except Unauthorized:
+        audit_note(request, result="bad_credentials")  # the JSON route's code, not "401"
         resp = aiohttp_jinja2.render_template(
             "core/login.html", request, {"next": nxt, "error": LOGIN_FAILED}
         )
