@@ -18,7 +18,7 @@ from markupsafe import Markup
 
 from .auth import current_user
 from .containers import ContainerDetail, validate_ref
-from .errors import ApiError, NotFound
+from .errors import ApiError, HostError, NotFound
 from .hosts import list_all_containers, list_all_hosts
 from .keys import PM_KEY, SOURCES_KEY
 from .listing import (
@@ -31,6 +31,7 @@ from .listing import (
     parse_ui_params,
     run_ui,
 )
+from .live import LIVE_KEY
 from .openapi import Content, Param, operation
 from .plugin_types import Panel
 from .plugins import flatten
@@ -145,9 +146,17 @@ async def containers_partial(request: web.Request) -> web.Response:
     async def render() -> web.Response:
         source, key = await resolve_host_id(request.app, host_id)
         host = await _host_info(source, host_id)
-        items = await with_timeout(
-            request.app, source.list_containers(key, all=show_all), host.name
-        )
+        live = request.app.get(LIVE_KEY)
+        state = live.state_for(source, host.id) if live is not None else None
+        if state is not None:  # watched: the live cache answers, even for a dead host
+            items = await live.rows(state, host, show_all)  # type: ignore[union-attr]
+            if host.status == "error" and host.updated_at is None:
+                # Never reached: nothing to show but why (the same fragment as before).
+                raise HostError(host.error or "the host could not be reached")
+        else:
+            items = await with_timeout(
+                request.app, source.list_containers(key, all=show_all), host.name
+            )
         # "" too: a source may leave a row's host_id empty; its host is still this one.
         page, number = run_ui(items, ui, {host.id: host.name, "": host.name})
         return aiohttp_jinja2.render_template(

@@ -206,6 +206,12 @@ async def test_stopped_dockerd_turns_error_and_keeps_last_known_rows(
         await asyncio.sleep(1.2)
         again = (await _containers(c, viewer_headers, host))["hosts"][0]
         assert again["data_age"] > h["data_age"]
+        # The page: the host's list and the all-hosts view keep the rows and say how old.
+        for url in (f"/ui/hosts/{host}/containers?all=1", "/ui/containers?all=1"):
+            r = await c.get(url, headers=viewer_headers)
+            html = await r.text()
+            assert r.status == 200 and name in html, url
+            assert "last seen" in html and 'class="data-age"' in html, url
     finally:
         await asyncio.to_thread(d.start)
     # Back: the host is ok again (the watcher retries with backoff).
