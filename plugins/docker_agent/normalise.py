@@ -150,9 +150,14 @@ class ContainerCache:
         dumps = orjson.dumps
         running = misses = 0
         for index, raw in enumerate(raws):
-            if index < old_count and old_raws[index] == raw:
+            old = old_raws[index] if index < old_count else None
+            if old == raw:
                 entry = old_entries[index]
-            else:
+            elif old is not None and old[:96] == raw[:96]:
+                # The same container (its id comes first) at the same place, changed.
+                entry = self._entry(raw, index, host_id)
+                misses += 1
+            else:  # added, removed or moved: look among all of the host's previous ones
                 if by_key is None:
                     by_key = {_key(r): i for i, r in enumerate(old_raws)}
                 at = by_key.get(_key(raw))
