@@ -262,11 +262,18 @@ class SshDockerSource(HostSource):
             raise inspect
         if not (inspect.get("State") or {}).get("Running"):
             return None
-        if isinstance(sample, BaseException):
-            raise sample
-        stats = parse_stats(sample.stdout.decode(errors="replace").strip())
-        if stats is None:
-            raise HostError("docker stats returned unreadable output")
+        stats = None
+        if not isinstance(sample, BaseException):
+            stats = parse_stats(sample.stdout.decode(errors="replace").strip())
+        if stats is None or not stats.pids:
+            # A container that stopped or went away during the sample reads as zeros, or
+            # the CLI fails with a bare "EOF": ask again what it is (404 when gone).
+            if not ((await self._inspect(key, ref)).get("State") or {}).get("Running"):
+                return None
+            if isinstance(sample, BaseException):
+                raise sample
+            if stats is None:
+                raise HostError("docker stats returned unreadable output")
         return stats
 
     async def logs(self, key: str, ref: str, options: LogOptions) -> list[LogLine]:

@@ -17,6 +17,7 @@ from archnest import (
     DB_KEY,
     SECRETS_KEY,
     SETTINGS_KEY,
+    ApiError,
     BadRequest,
     Capabilities,
     Conflict,
@@ -235,8 +236,14 @@ class DockerEngineSource(HostSource):
             return None
         # One sample computed the way `docker stats` does: the engine waits for a second
         # reading to fill precpu, which is what makes cpu_percent possible (and slow).
-        with engine_errors(cfg, "stats"):
-            samples = await client.containers.container(data["Id"]).stats(stream=False)
+        try:
+            with engine_errors(cfg, "stats"):
+                samples = await client.containers.container(data["Id"]).stats(stream=False)
+        except ApiError:
+            # Stopped or removed during the sample: say so (None, or 404 when gone).
+            if not ((await self._inspect(cfg, client, ref)).get("State") or {}).get("Running"):
+                return None
+            raise
         return stats_from_engine(samples[0] if samples else None)
 
     async def events(self, key: str) -> AsyncIterator[dict[str, Any] | None]:

@@ -172,3 +172,31 @@ async def test_a_paused_container_has_a_sample_and_a_stopped_one_none(
     for url in urls:
         got, _ = await _get(client, viewer_headers, url)
         assert got["stats"] is None, (url, got)
+
+
+async def test_a_container_removed_during_its_sample_is_404_not_a_host_error(
+    archnest_client: TestClient,
+    admin_headers: dict[str, str],
+    viewer_headers: dict[str, str],
+    testenv_docker: TestEnv,
+) -> None:
+    """The sample takes a second or more; a container removed meanwhile is "no such
+    container" (or no sample), never a failure of the host (the CLI says only "EOF")."""
+    env, client = testenv_docker, archnest_client
+    engine = await add_engine(client, admin_headers, engine_body(env, "unix", name="gone"))
+    body = target_payload(env, env.ssh_target, "key", name="gone-ssh", docker=True)
+    resp = await client.post("/api/ssh/targets", json=body, headers=admin_headers)
+    target = (await resp.json())["id"]
+    for host in (f"docker:{engine}", f"ssh:{target}"):
+        name = f"st-{secrets.token_hex(3)}"
+        env.run_container(name)
+        url = f"/api/hosts/{host}/containers/{name}"
+        await _get(client, viewer_headers, url)  # warm: the pooled connection is open
+        pending = asyncio.ensure_future(client.get(url + "/stats", headers=viewer_headers))
+        await asyncio.sleep(0.4)
+        await asyncio.to_thread(env.docker, "rm", "-f", name)
+        resp = await pending
+        got = await resp.json()
+        assert (resp.status, got.get("stats", "-")) == (200, None) or (
+            resp.status == 404 and got["error"]["code"] == "unknown_container"
+        ), (host, resp.status, got)

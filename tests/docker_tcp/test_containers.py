@@ -93,6 +93,7 @@ async def test_list_and_detail_agree_with_the_engine(
     resp = await archnest_client.get(
         base(engine_id) + "/containers/web-1/stats", headers=viewer_headers
     )
+    assert resp.status == 200, await resp.text()
     sample = (await resp.json())["stats"]
     assert sample["pids"] >= 1
     assert sample["mem_usage_bytes"] > 0

@@ -87,8 +87,9 @@ async def test_list_detail_logs_actions_exec(
     assert env_vars["PLAIN"]["value"] == "visible"
     assert detail["stats"] is None  # inspect alone: the sample is .../stats
     r = await c.get(base + "/web/stats", headers=h)
+    assert r.status == 200, await r.text()
     sample = (await r.json())["stats"]
-    assert r.status == 200 and sample["pids"] >= 1 and sample["mem_usage_bytes"] > 0
+    assert sample["pids"] >= 1 and sample["mem_usage_bytes"] > 0
     assert (await c.get(base + "/nosuchbox", headers=h)).status == 404
 
     r = await c.get(base + "/web/logs?timestamps=1", headers=h)
