@@ -32,6 +32,7 @@ from .containers import ContainerSummary
 from .errors import ApiError, NotFound
 from .event_hub import HUB_KEY, EventHub
 from .keys import SETTINGS_KEY, SOURCES_KEY
+from .resolve import with_timeout
 from .sources import HostInfo, HostSource, NotSupported
 
 log = logging.getLogger("archnest.live")
@@ -43,6 +44,8 @@ BACKOFF_MAX = 30.0
 KICK_SECONDS = 0.25
 KICK_WAIT = 1.0
 QUICK_RETRIES = 3
+# An action made through the app waits at most this long for the listing that shows it.
+REFRESH_WAIT = 3.0
 # Events of one host arriving within this time are applied with one listing.
 COALESCE_SECONDS = 0.05
 # Actions that change what a list row shows; exec_*, attach, resize, top... do not.
@@ -101,6 +104,7 @@ class HostState:
     host_id: str
     source: HostSource
     key: str
+    name: str = ""
     containers: dict[str, ContainerSummary] = field(default_factory=dict)
     status: str = "unknown"
     error: str | None = None
@@ -119,6 +123,10 @@ class HostState:
     failed_at: float = 0.0
     quick_retries: int = 0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Listings started and finished (refresh waits for one that began after it asked).
+    started: int = 0
+    completed: int = 0
+    synced_cond: asyncio.Condition = field(default_factory=asyncio.Condition)
 
     def age(self) -> tuple[str | None, float | None]:
         """``updated_at`` and ``data_age`` for the host's answer."""
@@ -159,7 +167,7 @@ class LiveState:
         state = self.hosts.get(host_id)
         if state is None:
             key = host_id.partition(":")[2]
-            state = self.hosts[host_id] = HostState(host_id, source, key)
+            state = self.hosts[host_id] = HostState(host_id, source, key, name=host_id)
             state.task = asyncio.get_running_loop().create_task(
                 self._watch(state), name=f"archnest-live-{host_id}"
             )
@@ -226,11 +234,10 @@ class LiveState:
             )
 
     async def _follow(self, state: HostState) -> None:
-        timeout = self.app[SETTINGS_KEY].host_timeout
         events = state.source.events(state.key)
         tasks: list[asyncio.Task] = []
         try:
-            await asyncio.wait_for(anext(events), timeout)  # None: subscribed
+            await with_timeout(self.app, anext(events), state.name)  # None: subscribed
             await self._sync(state, "update")
             was = state.status
             state.live, state.status, state.error = True, "ok", None
@@ -278,13 +285,22 @@ class LiveState:
             await self._sync(state, "update")
 
     async def _sync(self, state: HostState, default_action: str) -> None:
-        async with state.lock:  # an action's refresh and the event loop's never interleave
-            await self._sync_locked(state, default_action)
+        async with state.lock:  # the first listing and the event loop's never interleave
+            state.started += 1
+            number = state.started
+            try:
+                await self._sync_locked(state, default_action)
+            finally:
+                # A failed listing counts as done too: nobody waits on a dead host.
+                async with state.synced_cond:
+                    state.completed = number
+                    state.synced_cond.notify_all()
 
     async def _sync_locked(self, state: HostState, default_action: str) -> None:
-        timeout = self.app[SETTINGS_KEY].host_timeout
         actions, state.actions = state.actions, {}
-        rows = await asyncio.wait_for(state.source.list_containers(state.key, all=True), timeout)
+        rows = await with_timeout(
+            self.app, state.source.list_containers(state.key, all=True), state.name
+        )
         fresh = {c.id: c for c in rows}
         old = state.containers
         state.containers = fresh
@@ -307,8 +323,17 @@ class LiveState:
         state = self.hosts.get(host_id)
         if state is None or not state.live:
             return
-        with contextlib.suppress(ApiError, TimeoutError):
-            await self._sync(state, "update")
+        # Ask the watcher for a listing that starts after this moment and wait for it
+        # (bounded): it coalesces with the listings the action's own events cause,
+        # instead of queueing one more behind them.
+        want = state.started + 1
+        state.dirty.set()
+        with contextlib.suppress(TimeoutError):
+            async with state.synced_cond:
+                await asyncio.wait_for(
+                    state.synced_cond.wait_for(lambda: state.completed >= want),
+                    min(self.app[SETTINGS_KEY].host_timeout, REFRESH_WAIT),
+                )
 
     async def rows(self, state: HostState, host: HostInfo, all: bool) -> list[ContainerSummary]:
         """The host's containers from the cache, its status, error and data age set on
@@ -324,6 +349,7 @@ class LiveState:
     async def describe(self, state: HostState, host: HostInfo) -> None:
         """Set the host's status, error and data age from its watcher (the first use
         waits for the first listing, bounded like a direct probe)."""
+        state.name = host.name  # for its error messages ("NAME: no answer within 5s")
         if not state.synced.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(state.synced.wait(), self.app[SETTINGS_KEY].host_timeout)
@@ -341,7 +367,7 @@ class LiveState:
             host.status, host.error = state.status, state.error  # type: ignore[assignment]
         else:
             host.status = "error"
-            host.error = f"no answer within {self.app[SETTINGS_KEY].host_timeout:g}s"
+            host.error = f"{host.name}: no answer within {self.app[SETTINGS_KEY].host_timeout:g}s"
         host.updated_at, host.data_age = state.age()
 
     # ---- unwatched hosts ----------------------------------------------------------
@@ -389,7 +415,7 @@ class LiveState:
             for host in hosts:
                 seen.add(host.id)
                 if self.watchable(source):
-                    self.state_for(source, host.id)
+                    self.state_for(source, host.id).name = host.name  # type: ignore[union-attr]
                     continue
                 now = (host.status, host.error)
                 if self._others.get(host.id) not in (None, now):
