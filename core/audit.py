@@ -310,6 +310,14 @@ class _CountedSession:
         return getattr(self._session, name)
 
 
+def _status_of(exc: BaseException | None, response: web.StreamResponse | None) -> int:
+    if isinstance(exc, ApiError | web.HTTPException):
+        return exc.status
+    if exc is not None:
+        return 500
+    return response.status if response is not None else 500
+
+
 def result_of(exc: BaseException | None, response: web.StreamResponse | None) -> str:
     """``ok``, an API error's code, or the HTTP status of a failure."""
     if isinstance(exc, ApiError):
@@ -344,7 +352,7 @@ def make_audit_middleware() -> Callable[..., Awaitable[web.StreamResponse]]:
             result = result_of(error, response)
             extra = request.get(AUDIT_KEY) or {}
             # Shielded: a client that goes away mid-request must not cancel its record.
-            await asyncio.shield(_record(request, what, result, response, extra))
+            await asyncio.shield(_record(request, what, result, response, error, extra))
 
     return audit_middleware
 
@@ -354,12 +362,13 @@ async def _record(
     what: Described,
     result: str,
     response: web.StreamResponse | None,
+    error: BaseException | None,
     extra: dict[str, Any],
 ) -> None:
     if extra.get("skip"):
         return
     result = str(extra.get("result", result))
-    if is_public(request.match_info.handler) and result == "too_many_requests":
+    if is_public(request.match_info.handler) and _status_of(error, response) == 429:
         return  # throttled before anything was checked: volume, not news (docs/audit.md)
     user = current_user(request)
     detail = dict(what.detail)

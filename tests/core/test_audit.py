@@ -447,3 +447,15 @@ async def test_retention_removes_the_oldest_rows_and_the_chain_still_verifies(
     ok = await asyncio.to_thread(_verify, cli_env)
     assert ok.returncode == 0 and "1 rows" in ok.stdout, ok.stderr
     assert await apply_retention(db, 0) == 0  # 0: kept forever
+
+
+async def test_throttled_sign_ins_are_not_rows(archnest_client: TestClient) -> None:
+    c = archnest_client
+    statuses = []
+    for _ in range(8):
+        r = await c.post("/api/auth/login", json={"username": "admin", "password": "wrong-pass"})
+        statuses.append(r.status)
+    assert statuses[:5] == [401] * 5 and statuses[-1] == 429, statuses
+    # Refused before any check: a flood of guesses does not flood the log.
+    rows = await _rows(c)
+    assert [r["action"] for r in rows] == ["login.failed"] * statuses.count(401)
