@@ -18,6 +18,7 @@ from .openapi import operation, setup_openapi
 from .plugin_types import Assets, NavItem
 from .plugins import hookimpl, loaded_plugins
 from .projects import setup_project_routes
+from .recording_routes import setup_recording_routes
 from .settings_ui import setup_settings_ui
 from .ui import setup_ui_routes
 from .web import HERE, setup_auth_routes
@@ -84,6 +85,7 @@ def archnest_routes(app: web.Application) -> None:
     setup_ui_routes(app)
     setup_settings_ui(app)
     setup_audit_routes(app)
+    setup_recording_routes(app)
     setup_openapi(app)
 
 
@@ -105,6 +107,7 @@ def archnest_settings_nav() -> list[NavItem]:
         NavItem("SSH targets", "/settings/ssh", order=30),
         NavItem("Users", "/settings/users", order=80),
         NavItem("Audit log", "/settings/audit", order=85),
+        NavItem("Recordings", "/settings/recordings", order=86),
     ]
 
 

@@ -15,6 +15,7 @@ from .errors import ApiError, BadRequest
 from .log_stream import stream_slot
 from .openapi import Param, operation
 from .query import int_query
+from .recordings import start_recording
 from .resolve import SourceResolver, with_timeout
 from .sources import ExecSession
 
@@ -79,8 +80,11 @@ def make_exec_handler(
                 reason = exc.message.encode()[:120]
                 await ws.close(code=4000 + exc.status, message=reason)
                 return ws
-            await terminal.open()
-            session = terminal.wrap(session)
+            recording = await start_recording(
+                request, source.host_id(key), ref, SHELLS[cmd_name], cols, rows
+            )
+            await terminal.open(recording_id=recording.id if recording else None)
+            session = terminal.wrap(recording.wrap(session) if recording else session)
             ended = asyncio.Event()
 
             async def end_at_shutdown() -> None:
@@ -92,6 +96,8 @@ def make_exec_handler(
                 await _bridge(ws, session)
             finally:
                 ended.set()
+                if recording is not None:
+                    await asyncio.shield(recording.close())
                 await terminal.close()
         return ws
 

@@ -139,6 +139,12 @@ class Settings:
     # Audit rows older than this many days are removed from the start of the chain
     # (0: kept forever).
     audit_retention_days: int = 365
+    # Terminal recordings (docs/recordings.md): on/off, keystrokes too (off: they may be
+    # passwords), the size at which one stops, removed after this many days (0: never).
+    recordings: bool = True
+    record_input: bool = False
+    recording_max_bytes: int = 50_000_000
+    recording_retention_days: int = 90
     # The ARCHNEST_* values each plugin's typed settings are parsed from (strings, as in
     # the environment); plugins never read this directly.
     plugin_env: dict[str, str] = field(default_factory=dict)
@@ -191,6 +197,10 @@ class Settings:
             ssh_max_commands=_env_int(env, "ARCHNEST_SSH_MAX_COMMANDS", 4, lo=1),
             ssh_max_channels=_env_int(env, "ARCHNEST_SSH_MAX_CHANNELS", 10, lo=1),
             audit_retention_days=_env_int(env, "ARCHNEST_AUDIT_RETENTION_DAYS", 365, lo=0),
+            recordings=_env_bool(env, "ARCHNEST_RECORDINGS", True),
+            record_input=_env_bool(env, "ARCHNEST_RECORD_INPUT", False),
+            recording_max_bytes=_env_int(env, "ARCHNEST_RECORDING_MAX_BYTES", 50_000_000, lo=1024),
+            recording_retention_days=_env_int(env, "ARCHNEST_RECORDING_RETENTION_DAYS", 90, lo=0),
             plugin_env={k: v for k, v in env.items() if k.startswith("ARCHNEST_")},
         )
 

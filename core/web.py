@@ -36,7 +36,14 @@ HERE = Path(__file__).resolve().parent
 LOGIN_FAILED = "invalid username or password"
 # The third-party browser files the templates load, committed in static/vendor (pinned
 # by package-lock.json, listed with their hashes in static/vendor/MANIFEST.json).
-VENDOR_ASSETS = ("htmx.min.js", "xterm.js", "xterm.css", "addon-fit.js")
+VENDOR_ASSETS = (
+    "htmx.min.js",
+    "xterm.js",
+    "xterm.css",
+    "addon-fit.js",
+    "asciinema-player.js",
+    "asciinema-player.css",
+)
 
 
 def check_vendor_assets(static: Path) -> None:

@@ -43,9 +43,12 @@ FILES=(
     "xterm.js @xterm/xterm lib/xterm.js"
     "xterm.css @xterm/xterm css/xterm.css"
     "addon-fit.js @xterm/addon-fit lib/addon-fit.js"
+    "asciinema-player.js asciinema-player dist/bundle/asciinema-player.min.js"
+    "asciinema-player.css asciinema-player dist/bundle/asciinema-player.css"
     "LICENSE.htmx.org htmx.org LICENSE"
     "LICENSE.xterm @xterm/xterm LICENSE"
     "LICENSE.addon-fit @xterm/addon-fit LICENSE"
+    "LICENSE.asciinema-player asciinema-player LICENSE"
 )
 
 out="$VENDOR"
