@@ -20,6 +20,7 @@ from .plugins import hookimpl, loaded_plugins
 from .projects import setup_project_routes
 from .recording_routes import setup_recording_routes
 from .settings_ui import setup_settings_ui
+from .terminal_grid import setup_terminal_grid_routes
 from .ui import setup_ui_routes
 from .web import HERE, setup_auth_routes
 
@@ -82,6 +83,7 @@ def archnest_routes(app: web.Application) -> None:
     setup_diff_routes(app)
     setup_log_search_routes(app)
     setup_project_routes(app)
+    setup_terminal_grid_routes(app)
     setup_ui_routes(app)
     setup_settings_ui(app)
     setup_audit_routes(app)
@@ -95,6 +97,7 @@ def archnest_nav_items() -> list[NavItem]:
         NavItem("Containers", "/containers", order=10),
         NavItem("Projects", "/projects", order=15),
         NavItem("Log search", "/logs/search", order=17),
+        NavItem("Terminals", "/terminals", order=18, admin_only=True),
         NavItem("Settings", "/settings", order=90, admin_only=True),
         NavItem("Account", "/account", order=95),
     ]

@@ -1,12 +1,10 @@
-/* The Terminal tab: xterm.js and its fit addon over the core's exec WebSocket.
- * Protocol (core/exec_bridge.py): binary frames carry stdin/stdout; a text frame
- * {"type":"resize","cols":N,"rows":M} resizes the TTY. */
-import { FitAddon, Terminal } from "./libs.js";
+/* The Terminal tab of a container's detail: one session (term-session.js) per terminal
+ * box, started by Connect and ended by Disconnect. */
 import { showStatus } from "./api.js";
+import { describeClose, openTerminal } from "./term-session.js";
 
-const encoder = new TextEncoder();
-// Per terminal box: the live session ({teardown}) and, once it ended, how to dispose
-// of the terminal left on screen (read-only, so its last output can still be read).
+// Per terminal box: the live session and, once it ended, the terminal left on screen
+// (read-only, so its last output can still be read) until the next Connect.
 const sessions = new WeakMap();
 const leftovers = new WeakMap();
 
@@ -20,111 +18,57 @@ function dispose(box) {
   leftovers.delete(box);
 }
 
+function setButtons(box, connected) {
+  box.querySelector(".term-connect").disabled = connected;
+  box.querySelector(".term-disconnect").disabled = !connected;
+}
+
+function ended(box, session) {
+  if (sessions.get(box) !== session) return;
+  sessions.delete(box);
+  leftovers.set(box, session);
+  setButtons(box, false);
+}
+
 function connect(box) {
   if (sessions.has(box)) return;
   dispose(box);
-  const frame = box.querySelector(".term-frame");
-  const hostEl = box.querySelector(".term-host");
-  hostEl.textContent = "";
-  const term = new Terminal({
-    cursorBlink: true,
-    fontSize: 13,
-    scrollback: 5000,
-    fontFamily: "ui-monospace, SFMono-Regular, Menlo, Consolas, monospace",
-    theme: { background: "#10151f" },
-  });
-  const fit = new FitAddon();
-  term.loadAddon(fit);
-  term.open(hostEl);
-  try {
-    fit.fit();
-  } catch {
-    // hidden panel: fitted again when shown
-  }
-
   const shell = box.querySelector(".term-shell").value;
-  const q = new URLSearchParams({
+  const session = openTerminal(box.querySelector(".term-host"), {
     host: box.dataset.host,
     container: box.dataset.ref,
     cmd: shell,
-    cols: String(Math.max(10, term.cols)),
-    rows: String(Math.max(5, term.rows)),
+    observe: box.querySelector(".term-frame"),
+    onResize(size) {
+      box.dataset.cols = String(size.cols);
+      box.dataset.rows = String(size.rows);
+    },
+    onOpen() {
+      status(box, `Connected (${shell}). Drag the lower edge to resize.`);
+      box.dataset.connected = "1";
+      box.dataset.cols = String(session.term.cols);
+      box.dataset.rows = String(session.term.rows);
+      session.term.focus();
+    },
+    onClose(e) {
+      // A newer session may own the box already (Disconnect then Connect at once).
+      if (sessions.has(box) && sessions.get(box) !== session) return;
+      box.dataset.connected = "0";
+      const { text, failed } = describeClose(e);
+      status(box, text, failed ? "error" : "info");
+      ended(box, session);
+    },
   });
-  const proto = location.protocol === "https:" ? "wss:" : "ws:";
-  const ws = new WebSocket(`${proto}//${location.host}/api/exec?${q}`);
-  ws.binaryType = "arraybuffer";
-  status(box, "Connecting\u2026");
-
-  const connectBtn = box.querySelector(".term-connect");
-  const disconnectBtn = box.querySelector(".term-disconnect");
-  connectBtn.disabled = true;
-  disconnectBtn.disabled = false;
-
-  const resizeObserver = new ResizeObserver(() => {
-    // Only a visible, sized frame can be measured; fit() then fires onResize.
-    if (frame.offsetWidth > 0 && frame.offsetHeight > 0) {
-      try {
-        fit.fit();
-      } catch {
-        // element detached mid-resize
-      }
-    }
-  });
-  resizeObserver.observe(frame);
-
-  const dataSub = term.onData((d) => {
-    if (ws.readyState === WebSocket.OPEN) ws.send(encoder.encode(d));
-  });
-  const resizeSub = term.onResize((size) => {
-    box.dataset.cols = String(size.cols);
-    box.dataset.rows = String(size.rows);
-    if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "resize", cols: size.cols, rows: size.rows }));
-  });
-
-  function teardown(closeSocket) {
-    resizeObserver.disconnect();
-    dataSub.dispose();
-    resizeSub.dispose();
-    if (closeSocket && ws.readyState <= WebSocket.OPEN) ws.close(1000, "closed by user");
-    connectBtn.disabled = false;
-    disconnectBtn.disabled = true;
-    sessions.delete(box);
-    leftovers.set(box, term);
-  }
-
-  ws.onopen = () => {
-    status(box, `Connected (${shell}). Drag the lower edge to resize.`);
-    box.dataset.connected = "1";
-    box.dataset.cols = String(term.cols);
-    box.dataset.rows = String(term.rows);
-    // The size may have changed between building the URL and the upgrade.
-    ws.send(JSON.stringify({ type: "resize", cols: term.cols, rows: term.rows }));
-    term.focus();
-  };
-  ws.onmessage = (e) => term.write(typeof e.data === "string" ? e.data : new Uint8Array(e.data));
-  ws.onclose = (e) => {
-    const current = sessions.get(box);
-    if (current && current !== session) return; // a newer session owns the box now
-    box.dataset.connected = "0";
-    const why = e.reason ? `: ${e.reason}` : "";
-    // 4000 + HTTP status: the session could not start (e.g. 4409 not running); a
-    // failed handshake (429 too many terminals, 403) arrives as an unclean close.
-    const failed = !e.wasClean || e.code >= 4000;
-    let what = "Connection closed";
-    if (e.code >= 4000) what = "Could not start the shell";
-    else if (e.code === 1001) what = "Server shutting down";
-    else if (e.wasClean) what = "Session ended";
-    status(box, `${what}${why}.`, failed ? "error" : "info");
-    if (current) teardown(false);
-  };
-
-  const session = { teardown };
   sessions.set(box, session);
+  status(box, "Connecting\u2026");
+  setButtons(box, true);
 }
 
 function disconnect(box) {
   const session = sessions.get(box);
-  if (session) session.teardown(true);
+  if (!session) return;
+  session.close();
+  ended(box, session);
 }
 
 /** End every session under root and free its terminal (a container tab closed or
