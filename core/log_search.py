@@ -19,8 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,51 +34,11 @@ from .log_stream import _first, stream_slot, time_query
 from .openapi import Content, Param, operation
 from .query import flag, int_query
 from .resolve import _sources, with_timeout
-from .search_pattern import compile_matcher
+from .search_pattern import LIMITS_KEY, SearchLimits, compile_matcher
 from .sources import HostInfo, HostSource, LogOptions
 
 PROJECT_LABEL = "com.docker.compose.project"
 NDJSON = "application/x-ndjson"
-
-
-def _env_int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
-    raw = env.get(name, "")
-    try:
-        return min(hi, max(lo, int(raw))) if raw else default
-    except ValueError:
-        return default
-
-
-@dataclass(frozen=True)
-class SearchLimits:
-    """The bounds of one search (see docs/logs-and-diff.md, "Searching logs")."""
-
-    # Hosts read at once, and containers read at once on one host. 3 stays below the
-    # SSH pool's 4 stream channels per target, so a follow can still open meanwhile.
-    hosts: int = 4
-    per_host: int = 3
-    # Lines read (matching or not) before the search stops with reason "scanned".
-    max_scanned: int = 5_000_000
-    max_limit: int = 10_000
-    default_limit: int = 1000
-    seconds: float = 30.0
-    # Only the first this many characters of a line are matched and returned: with the
-    # pattern's own checks this bounds the work of one regex search.
-    line_chars: int = 16 * 1024
-    pattern_chars: int = 500
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> SearchLimits:
-        p = "ARCHNEST_LOG_SEARCH_"
-        return cls(
-            hosts=_env_int(env, p + "HOSTS", 4, 1, 64),
-            per_host=_env_int(env, p + "PER_HOST", 3, 1, 16),
-            max_scanned=_env_int(env, p + "MAX_LINES", 5_000_000, 1, 10**9),
-            seconds=float(_env_int(env, p + "SECONDS", 30, 1, 3600)),
-        )
-
-
-LIMITS_KEY = web.AppKey("log_search_limits", SearchLimits)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""The text or pattern of a log search, turned into a line test that runs in the app.
+"""A log search's bounds (``SearchLimits``) and its text or pattern, turned into a line
+test that runs in the app.
 
 Python's ``re`` backtracks: some patterns take exponential time on a long line, and a
 match cannot be interrupted. So a pattern is bounded in length, lines are matched only
@@ -10,9 +11,13 @@ in a row) is polynomial in the line length, which the line bound keeps in check.
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
+
+from aiohttp import web
 
 from .errors import BadRequest
 
@@ -25,6 +30,46 @@ _REPEATS = {sre_parse.MAX_REPEAT, sre_parse.MIN_REPEAT}
 _POSSESSIVE = getattr(sre_parse, "POSSESSIVE_REPEAT", None)
 # A repeat allowing more than this many times counts as unbounded here.
 _MANY = 64
+
+
+def _env_int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    raw = env.get(name, "")
+    try:
+        return min(hi, max(lo, int(raw))) if raw else default
+    except ValueError:
+        return default
+
+
+@dataclass(frozen=True)
+class SearchLimits:
+    """The bounds of one search (see docs/logs-and-diff.md, "Searching logs")."""
+
+    # Hosts read at once, and containers read at once on one host. 3 stays below the
+    # SSH pool's 4 stream channels per target, so a follow can still open meanwhile.
+    hosts: int = 4
+    per_host: int = 3
+    # Lines read (matching or not) before the search stops with reason "scanned".
+    max_scanned: int = 5_000_000
+    max_limit: int = 10_000
+    default_limit: int = 1000
+    seconds: float = 30.0
+    # Only the first this many characters of a line are matched and returned: with the
+    # pattern's own checks this bounds the work of one regex search.
+    line_chars: int = 16 * 1024
+    pattern_chars: int = 500
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> SearchLimits:
+        p = "ARCHNEST_LOG_SEARCH_"
+        return cls(
+            hosts=_env_int(env, p + "HOSTS", 4, 1, 64),
+            per_host=_env_int(env, p + "PER_HOST", 3, 1, 16),
+            max_scanned=_env_int(env, p + "MAX_LINES", 5_000_000, 1, 10**9),
+            seconds=float(_env_int(env, p + "SECONDS", 30, 1, 3600)),
+        )
+
+
+LIMITS_KEY = web.AppKey("log_search_limits", SearchLimits)
 
 
 def _bad(message: str) -> BadRequest:
