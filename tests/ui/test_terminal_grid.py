@@ -129,19 +129,7 @@ async def test_grid_of_four_terminals_broadcast_and_close(
     marks = [f"grid-{i}-{secrets.token_hex(4)}" for i in range(4)]
     for i, mark in enumerate(marks):
         await _type_in(page, panels.nth(i), f"echo {mark}\n")
-        try:
-            await expect(_rows(panels.nth(i)).filter(has_text=_line(mark))).to_have_count(1)
-        except AssertionError:
-            for k in range(4):
-                print(
-                    "PANEL",
-                    k,
-                    await panels.nth(k).get_attribute("data-connected"),
-                    await panels.nth(k).locator(".term-panel-status").inner_text(),
-                    repr(await panels.nth(k).locator(".xterm-rows").inner_text()),
-                )
-            print(watch.errors)
-            raise
+        await expect(_rows(panels.nth(i)).filter(has_text=_line(mark))).to_have_count(1)
     for i in range(4):
         for j, mark in enumerate(marks):
             if i != j:
@@ -216,19 +204,7 @@ async def test_grid_of_four_terminals_broadcast_and_close(
     for i in range(3):
         mark = f"still-{i}-{secrets.token_hex(3)}"
         await _type_in(page, panels.nth(i), f"echo {mark}\n")
-        try:
-            await expect(_rows(panels.nth(i)).filter(has_text=_line(mark))).to_have_count(1)
-        except AssertionError:
-            for k in range(4):
-                print(
-                    "PANEL",
-                    k,
-                    await panels.nth(k).get_attribute("data-connected"),
-                    await panels.nth(k).locator(".term-panel-status").inner_text(),
-                    repr(await panels.nth(k).locator(".xterm-rows").inner_text()),
-                )
-            print(watch.errors)
-            raise
+        await expect(_rows(panels.nth(i)).filter(has_text=_line(mark))).to_have_count(1)
 
     # A reload opens the same three terminals as new sessions, broadcast off.
     await page.reload()
@@ -239,6 +215,15 @@ async def test_grid_of_four_terminals_broadcast_and_close(
     await expect(page.get_by_label("Broadcast input to all terminals")).not_to_be_checked()
     await expect(page.get_by_label("Columns")).to_have_value("2")
     await _wait_audit(live_app, "terminal.open", names, 7)
+    # Two columns side by side; at phone width one column, whatever was chosen.
+    boxes = [await panels.nth(i).bounding_box() for i in range(3)]
+    assert boxes[0]["y"] == boxes[1]["y"] and boxes[0]["x"] < boxes[1]["x"], boxes
+    await page.set_viewport_size({"width": 390, "height": 800})
+    await expect(panels.nth(1)).to_be_visible()
+    boxes = [await panels.nth(i).bounding_box() for i in range(3)]
+    assert len({round(b["x"]) for b in boxes}) == 1, boxes
+    assert boxes[0]["y"] < boxes[1]["y"] < boxes[2]["y"], boxes
+    assert all(b["x"] + b["width"] <= 390 for b in boxes), boxes
     assert watch.errors == []
     await context.close()
 
