@@ -29,6 +29,7 @@ from .keys import (
 )
 from .live import live_ctx
 from .login_throttle import LoginThrottle, PasswordVerifier
+from .metrics import metrics_middleware
 from .plugin_config import PLUGIN_SETTINGS_KEY, load_plugin_settings
 from .plugins import build_plugin_manager, flatten
 from .secrets import SecretBox
@@ -55,6 +56,8 @@ def create_app(
     auth_cache = CredentialCache()
     app = web.Application(
         middlewares=[
+            # Outermost: times each request and sees the status error_middleware gives.
+            metrics_middleware,
             error_middleware,
             make_auth_middleware(lambda r: r.app[DB_KEY], auth_cache),
             # After auth (it knows the user), around the handler (it records the result).

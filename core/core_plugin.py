@@ -14,6 +14,7 @@ from .diff import setup_diff_routes
 from .hosts import setup_unified_routes
 from .keys import PM_KEY, SOURCES_KEY
 from .log_search import setup_log_search_routes
+from .metrics import setup_metrics_routes
 from .openapi import operation, setup_openapi
 from .plugin_types import Assets, NavItem
 from .plugins import hookimpl, loaded_plugins
@@ -88,6 +89,7 @@ def archnest_routes(app: web.Application) -> None:
     setup_settings_ui(app)
     setup_audit_routes(app)
     setup_recording_routes(app)
+    setup_metrics_routes(app)
     setup_openapi(app)
 
 

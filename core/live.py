@@ -21,6 +21,7 @@ import contextlib
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -150,6 +151,8 @@ class LiveState:
         self._snapshots: dict[str, dict[str, tuple[str, str, str | None]]] = {}
         self._sweeper: asyncio.Task | None = None
         self.closed = False
+        # Reports of hosts without events, by source (archnest_agent_reports_total).
+        self.reports: Counter[str] = Counter()
 
     @property
     def hub(self) -> EventHub:
@@ -473,4 +476,5 @@ def publish_containers(app: web.Application, host_id: str, rows: list[ContainerS
     agent's report); subscribers of ``GET /api/events`` hear what changed."""
     live = app.get(LIVE_KEY)
     if live is not None:
+        live.reports[host_id.partition(":")[0]] += 1
         live.publish_containers(host_id, rows)
