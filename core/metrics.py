@@ -161,19 +161,36 @@ def _health(status: str) -> str | None:
     return None
 
 
+# Where the stats collector keeps its latest samples (the module may be absent: then
+# CPU and memory come from what the sources store, i.e. agent reports).
+SAMPLE_MODULES = (".stats_collector", ".stats_history")
+# A sample older than this many collection intervals is not shown as current.
+MAX_SAMPLE_INTERVALS = 3
+
+
 async def _stats_samples(app: web.Application) -> dict[tuple[str, str], Stats]:
-    """The stats collector's latest sample per container, when that module exists."""
-    try:
-        history = importlib.import_module(".stats_history", __package__)
-    except ModuleNotFoundError:
-        return {}
-    latest = getattr(history, "latest_samples", None)
-    if latest is None:
+    """The stats collector's recent sample per container, when that module exists."""
+    for name in SAMPLE_MODULES:
+        try:
+            module = importlib.import_module(name, __package__)
+        except ModuleNotFoundError:
+            continue
+        latest = getattr(module, "latest_samples", None)
+        if latest is not None:
+            break
+    else:
         return {}
     found = latest(app)
     if inspect.isawaitable(found):
         found = await found
-    return {key: sample for key, (_t, sample) in (found or {}).items()}
+    interval = float(getattr(app[SETTINGS_KEY], "stats_interval", 30.0))
+    oldest = time.time() - MAX_SAMPLE_INTERVALS * max(interval, 10.0)
+    out: dict[tuple[str, str], Stats] = {}
+    for key, (t, sample) in (found or {}).items():
+        taken = t.timestamp() if isinstance(t, datetime) else float(t)
+        if taken >= oldest:
+            out[key] = sample
+    return out
 
 
 async def _reported(app: web.Application, hosts: list[HostInfo]) -> dict[tuple[str, str], Any]:
@@ -287,9 +304,12 @@ def fleet_families(
         word = extra.get("health") or _health(c.status)
         if word in HEALTH_VALUES:
             health.add_metric(values, HEALTH_VALUES[word])
-        sample = samples.get(key)
-        if sample is None and isinstance(extra.get("stats"), dict) and c.state == "running":
-            sample = Stats(**extra["stats"])
+        # A stopped container's last sample is not its current use. The report's own
+        # sample first: it is as fresh as the report (the collector keeps fewer).
+        sample = None
+        if c.state == "running":
+            stored = extra.get("stats")
+            sample = Stats(**stored) if isinstance(stored, dict) else samples.get(key)
         if sample is not None:
             if sample.cpu_percent is not None:
                 cpu.add_metric(values, sample.cpu_percent)

@@ -4,6 +4,7 @@ parsed by prometheus_client's own parser, labelled by host and container."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import secrets
 import time
 from dataclasses import replace
@@ -27,7 +28,13 @@ Samples = dict[str, list[tuple[dict[str, str], float]]]
 def archnest_settings(archnest_settings: Settings) -> Settings:
     archnest_settings.plugin_env["ARCHNEST_AGENT_TOKEN"] = TOKEN
     archnest_settings.host_timeout = 2.0
+    if hasattr(archnest_settings, "stats_interval"):  # the stats collector, when present
+        archnest_settings.stats_interval = 1.0
     return archnest_settings
+
+
+def has_collector() -> bool:
+    return importlib.util.find_spec("archnest.stats_collector") is not None
 
 
 def parse(text: str) -> Samples:
@@ -194,3 +201,38 @@ async def test_docker_and_agent_containers_and_hosts(
         lambda s: value(s, "archnest_container_running", host_id=live, container=name) is None,
     )
     assert value(gone, "archnest_container_running", host_id=live, container=name) is None
+
+
+async def test_docker_cpu_and_memory_come_from_the_stats_collector(
+    archnest_client: TestClient,
+    admin_headers: dict[str, str],
+    viewer_headers: dict[str, str],
+    testenv_docker: TestEnv,
+) -> None:
+    """With the stats collector, a running container of a docker host has CPU and memory
+    series from its latest sample; without it, those series are not made up."""
+    c, env = archnest_client, testenv_docker
+    tag = secrets.token_hex(3)
+    host = f"docker:{await add_engine(c, admin_headers, engine_body(env, 'tcp', f'mcpu-{tag}'))}"
+    name = f"mcpu-{tag}"
+    cid = env.run_container(name)
+    try:
+        await c.get(f"/api/containers?all=1&host={host}", headers=viewer_headers)
+
+        def sampled(s: Samples) -> bool:
+            return (
+                value(s, "archnest_container_memory_usage_bytes", host_id=host, container=name)
+                is not None
+            )
+
+        samples = await scrape_until(c, viewer_headers, sampled, timeout=20.0)
+        assert value(samples, "archnest_container_running", host_id=host, container=name) == 1.0
+        mem = value(samples, "archnest_container_memory_usage_bytes", host_id=host, container=name)
+        cpu = value(samples, "archnest_container_cpu_percent", host_id=host, container=name)
+        if has_collector():
+            assert mem is not None and mem > 0
+            assert cpu is not None and cpu >= 0
+        else:
+            assert mem is None and cpu is None
+    finally:
+        await asyncio.to_thread(env.docker, "rm", "-f", cid)
