@@ -236,3 +236,43 @@ async def test_docker_cpu_and_memory_come_from_the_stats_collector(
             assert mem is None and cpu is None
     finally:
         await asyncio.to_thread(env.docker, "rm", "-f", cid)
+
+
+async def test_health_is_1_healthy_0_unhealthy_absent_without_a_check(
+    archnest_client: TestClient,
+    admin_headers: dict[str, str],
+    viewer_headers: dict[str, str],
+    testenv_docker: TestEnv,
+) -> None:
+    c, env = archnest_client, testenv_docker
+    tag = secrets.token_hex(3)
+    host = f"docker:{await add_engine(c, admin_headers, engine_body(env, 'tcp', f'mh-{tag}'))}"
+    check = ["--health-interval", "1s", "--health-retries", "1", "--health-timeout", "2s"]
+    made = {
+        "good": env.run_container(f"mh-good-{tag}", extra_args=["--health-cmd", "true", *check]),
+        "bad": env.run_container(f"mh-bad-{tag}", extra_args=["--health-cmd", "false", *check]),
+        "none": env.run_container(f"mh-none-{tag}"),
+    }
+    try:
+        await c.get(f"/api/containers?all=1&host={host}", headers=viewer_headers)
+
+        def health(s: Samples, which: str) -> float | None:
+            return value(
+                s, "archnest_container_health", host_id=host, container=f"mh-{which}-{tag}"
+            )
+
+        samples = await scrape_until(
+            c,
+            viewer_headers,
+            lambda s: health(s, "good") == 1.0 and health(s, "bad") == 0.0,
+            timeout=20.0,
+        )
+        assert health(samples, "good") == 1.0
+        assert health(samples, "bad") == 0.0
+        assert health(samples, "none") is None
+        running = value(
+            samples, "archnest_container_running", host_id=host, container=f"mh-none-{tag}"
+        )
+        assert running == 1.0
+    finally:
+        await asyncio.to_thread(env.docker, "rm", "-f", *made.values())
