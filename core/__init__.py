@@ -62,6 +62,7 @@ from .resolve import source_resolver, with_timeout
 from .secrets import MASK, SecretBox, is_secret_name, mask_env
 from .settings import Settings
 from .sources import Capabilities, ExecSession, HostInfo, HostSource, LogOptions, NotSupported
+from .stats_collector import record_stats
 
 __version__ = "0.1.0"
 
@@ -131,6 +132,7 @@ __all__ = [
     "publish_containers",
     "read_body_limited",
     "read_model",
+    "record_stats",
     "require_json",
     "source_resolver",
     "stats_from_engine",

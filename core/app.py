@@ -35,6 +35,7 @@ from .plugins import build_plugin_manager, flatten
 from .secrets import SecretBox
 from .settings import Settings
 from .sources import HostSource
+from .stats_collector import stats_ctx
 from .streams import StreamLimits, StreamRegistry
 from .users import CredentialCache, count_users, create_user
 from .web import setup_templates
@@ -97,6 +98,7 @@ def create_app(
         app.cleanup_ctx.append(ctx)
     app.cleanup_ctx.append(sources_ctx)
     app.cleanup_ctx.append(live_ctx)
+    app.cleanup_ctx.append(stats_ctx)
     setup_security_headers(app)
     setup_templates(app)
     pm.hook.archnest_routes(app=app)

@@ -15,6 +15,7 @@ from archnest import (
     ContainerSummary,
     Forbidden,
     NotFound,
+    Stats,
     Unauthorized,
     add_container_routes,
     operation,
@@ -22,6 +23,7 @@ from archnest import (
     public,
     publish_containers,
     read_body_limited,
+    record_stats,
 )
 from pydantic import BaseModel
 
@@ -82,16 +84,25 @@ async def ingest_report(request: web.Request) -> web.Response:
         raise
     # Bounded read: Content-Length is checked first, then the stream is counted.
     body = await read_body_limited(request, settings.max_report_bytes)
+    stats: dict[str, Any] = {}
     try:
         with _no_gc_pauses():
-            row, summaries = report_row(body, request.app[CACHE_KEY], enrolled)
+            row, summaries = report_row(body, request.app[CACHE_KEY], enrolled, stats)
     except ReportInvalid as exc:
         raise BadRequest(str(exc), code="invalid_report") from None
     del body
     await request.app[STORE_KEY].save(row)
     # Stored: subscribers of /api/events hear what changed since the host's last
     # report (an agent host has no event stream of its own).
-    publish_containers(request.app, f"{AgentHostSource.name}:{row['host']}", summaries)
+    host_id = f"{AgentHostSource.name}:{row['host']}"
+    publish_containers(request.app, host_id, summaries)
+    # The running containers' samples go to the stats history (validated by the schema).
+    samples = {
+        c.id: (c.name, Stats.model_construct(**stats[c.id]))
+        for c in summaries
+        if c.state == "running" and stats.get(c.id)
+    }
+    record_stats(request.app, host_id, samples)
     return web.Response(status=204)
 
 
@@ -115,7 +126,10 @@ def _no_gc_pauses() -> Iterator[None]:
 
 
 def report_row(
-    body: bytes, cache: ContainerCache, enrolled: str | None = None
+    body: bytes,
+    cache: ContainerCache,
+    enrolled: str | None = None,
+    stats_out: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], list[ContainerSummary]]:
     """Validate, normalise and mask one report into its table row (plain strings) and
     the containers' list rows.
@@ -134,6 +148,8 @@ def report_row(
             code="host_mismatch",
         )
     containers = cache.normalise(report.host, split.containers, report.stats)
+    if stats_out is not None:  # the samples by container id, for the stats history
+        stats_out.update(report.stats)
     row = {
         "host": report.host,
         "agent_version": report.agent_version,
