@@ -43,6 +43,8 @@ VENDOR_ASSETS = (
     "addon-fit.js",
     "asciinema-player.js",
     "asciinema-player.css",
+    "uplot.js",
+    "uplot.css",
 )
 
 

@@ -45,10 +45,13 @@ FILES=(
     "addon-fit.js @xterm/addon-fit lib/addon-fit.js"
     "asciinema-player.js asciinema-player dist/bundle/asciinema-player.min.js"
     "asciinema-player.css asciinema-player dist/bundle/asciinema-player.css"
+    "uplot.js uplot dist/uPlot.iife.min.js"
+    "uplot.css uplot dist/uPlot.min.css"
     "LICENSE.htmx.org htmx.org LICENSE"
     "LICENSE.xterm @xterm/xterm LICENSE"
     "LICENSE.addon-fit @xterm/addon-fit LICENSE"
     "LICENSE.asciinema-player asciinema-player LICENSE"
+    "LICENSE.uplot uplot LICENSE"
 )
 
 out="$VENDOR"

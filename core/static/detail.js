@@ -10,6 +10,7 @@ import { reloadList } from "./list.js";
 import { initDiff } from "./diff.js";
 import { loadLogs, stopLogs } from "./logs.js";
 import { installStats, loadStats } from "./stats.js";
+import { installHistory } from "./stats_history.js";
 import { stopTerminals } from "./terminal.js";
 
 const openTabs = new Map(); // "host/ref" -> {host, ref, tab, wrap, panel}
@@ -132,6 +133,7 @@ export function initDetail() {
   workspace = tablist.parentElement;
   initDiff();
   installStats(workspace);
+  installHistory(workspace);
 
   document.addEventListener("click", (e) => {
     const opener = e.target.closest(".open-container");

@@ -3,4 +3,5 @@
  * those globals: every other module imports from here. */
 export const htmx = window.htmx;
 export const Terminal = window.Terminal;
+export const uPlot = window.uPlot;
 export const FitAddon = window.FitAddon ? window.FitAddon.FitAddon : undefined;
