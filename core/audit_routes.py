@@ -205,6 +205,7 @@ def csv_cell(value: Any) -> str:
     responses={
         200: (list[AuditEntry], Content("text/csv", None, "The rows as CSV, an attachment."))
     },
+    errors=(400,),
 )
 async def get_audit(request: web.Request) -> web.StreamResponse:
     fmt = request.query.get("format", "json")
@@ -255,7 +256,8 @@ def recording_href(app: web.Application, recording_id: str) -> str:
         *(Param(name, f"Filter: {name}.") for name in FILTERS),
         Param("offset", "Skip this many rows.", "integer"),
     ),
-    responses={200: PAGE},
+    # A bad filter is the page again with the reason shown, as a 400.
+    responses={200: PAGE, 400: PAGE},
 )
 async def settings_audit(request: web.Request) -> web.Response:
     filters = {name: request.query.get(name, "") for name in FILTERS}

@@ -194,7 +194,8 @@ async def recording_page(request: web.Request) -> web.Response:
         Param("host_id", "Filter: host."),
         Param("offset", "Skip this many.", "integer"),
     ),
-    responses={200: PAGE},
+    # A bad filter is the page again with the reason shown, as a 400.
+    responses={200: PAGE, 400: PAGE},
 )
 async def settings_recordings(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS_KEY]
