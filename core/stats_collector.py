@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -45,6 +45,7 @@ LEADER_LOCK = 0x7374617473
 MAX_PENDING = 100_000
 
 Latest = dict[tuple[str, str], tuple[datetime, Stats]]
+Samples = Mapping[str, tuple[str, Stats]]
 
 
 class StatsCollector:
@@ -67,13 +68,15 @@ class StatsCollector:
         if len(self.pending) > MAX_PENDING:
             del self.pending[: len(self.pending) - MAX_PENDING]
 
-    def record(self, host_id: str, samples: dict[str, tuple[str, Stats]]) -> None:
+    def record(self, host_id: str, samples: Samples | Callable[[], Samples]) -> None:
         """An agent report's samples; at most one per host and interval is kept."""
         now = time.monotonic()
         if now - self.agent_last.get(host_id, -1e9) < self.interval * 0.9:
             return
         self.agent_last[host_id] = now
         t = datetime.now(UTC)
+        if callable(samples):
+            samples = samples()
         for cid, (name, s) in samples.items():
             self.add(host_id, cid, name, t, s)
 
@@ -202,11 +205,14 @@ async def stats_ctx(app: web.Application) -> AsyncIterator[None]:
     await collector.close()
 
 
-def record_stats(app: web.Application, host_id: str, samples: dict[str, tuple[str, Stats]]) -> None:
+def record_stats(
+    app: web.Application, host_id: str, samples: Samples | Callable[[], Samples]
+) -> None:
     """Take stats samples a source received rather than sampled (an agent's report):
-    ``samples`` maps a container id to its (name, Stats). Kept in the stats history at
-    most once per ``ARCHNEST_STATS_INTERVAL`` per host; cheap (written with the next
-    collection round)."""
+    ``samples`` maps a container id to its (name, Stats), or is a function returning
+    that, called only when the samples are kept (reports coming faster than the interval
+    then cost nothing). Kept in the stats history at most once per
+    ``ARCHNEST_STATS_INTERVAL`` per host; written with the next collection round."""
     collector = app.get(COLLECTOR_KEY)
     if collector is not None:
         collector.record(host_id, samples)

@@ -96,13 +96,17 @@ async def ingest_report(request: web.Request) -> web.Response:
     # report (an agent host has no event stream of its own).
     host_id = f"{AgentHostSource.name}:{row['host']}"
     publish_containers(request.app, host_id, summaries)
-    # The running containers' samples go to the stats history (validated by the schema).
-    samples = {
-        c.id: (c.name, Stats.model_construct(**stats[c.id]))
-        for c in summaries
-        if c.state == "running" and stats.get(c.id)
-    }
-    record_stats(request.app, host_id, samples)
+    # The running containers' samples go to the stats history (validated by the schema),
+    # built only when kept: at most once per ARCHNEST_STATS_INTERVAL per host.
+    record_stats(
+        request.app,
+        host_id,
+        lambda: {
+            c.id: (c.name, Stats.model_construct(**stats[c.id]))
+            for c in summaries
+            if c.state == "running" and stats.get(c.id)
+        },
+    )
     return web.Response(status=204)
 
 
