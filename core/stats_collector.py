@@ -154,6 +154,8 @@ class StatsCollector:
         self.latest = {k: v for k, v in self.latest.items() if v[0].timestamp() >= cutoff}
 
     async def _loop(self) -> None:
+        # The first round one interval after startup: the live state lists its hosts first.
+        await asyncio.sleep(self.interval)
         while True:
             started = time.monotonic()
             try:

@@ -128,7 +128,8 @@ async def test_points_arrive_at_the_interval_on_docker_ssh_and_agent_hosts(
                 url = f"/api/hosts/{host}/containers/{name}/stats/history?range=1h"
                 deadline = time.monotonic() + 40
                 while True:  # three points each (a loaded machine samples slower)
-                    points = await _history(client, viewer_headers, url)
+                    resp = await client.get(url, headers=viewer_headers)
+                    points = (await resp.json())["points"] if resp.status == 200 else []
                     if len(points) >= 3 or time.monotonic() > deadline:
                         break
                     await asyncio.sleep(0.5)
