@@ -3,42 +3,24 @@ bounds: a smoke test of the script, not a figure)."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
+from tests.bench_run import run_bench
 from tests.testenv import TestEnv
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_detail_bench_smoke(testenv: TestEnv, tmp_path: Path) -> None:
-    env_file = tmp_path / "env.json"
-    env_file.write_text(testenv.to_json())
-    out = tmp_path / "result.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "detail.py"),
-            "--testenv-file",
-            str(env_file),
-            "--rounds",
-            "5",
-            "--cli-rounds",
-            "1",
-            "--stats-rounds",
-            "1",
-            "--json",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
+    proc, result = run_bench(
+        "detail.py",
+        tmp_path,
+        "--rounds",
+        "5",
+        "--cli-rounds",
+        "1",
+        "--stats-rounds",
+        "1",
+        testenv=testenv,
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(out.read_text())
     detail, sample = result["detail"], result["stats_sample"]
     for source in ("docker", "ssh"):
         assert detail[source]["n"] == 5 and detail[source]["p50_ms"] > 0

@@ -3,38 +3,24 @@ script, not a figure; nothing is timed)."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.bench_run import run_bench
 
 
 def test_stats_collector_bench_smoke(tmp_path: Path) -> None:
-    out = tmp_path / "result.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "stats_collector.py"),
-            "--hosts",
-            "2",
-            "--containers",
-            "3",
-            "--rounds",
-            "2",
-            "--day-containers",
-            "1",
-            "--json",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
+    _, result = run_bench(
+        "stats_collector.py",
+        tmp_path,
+        "--hosts",
+        "2",
+        "--containers",
+        "3",
+        "--rounds",
+        "2",
+        "--day-containers",
+        "1",
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(out.read_text())
     assert result["collector"]["samples"] == 12
     assert result["collector"]["cpu_ms_per_1000_samples"] > 0
     # A day at 30 s: 2880 raw rows, 288 five-minute and 24 hourly ones.

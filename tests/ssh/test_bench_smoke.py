@@ -3,44 +3,26 @@ included (small bounds: a smoke test of the script, not a figure; nothing is tim
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
+from tests.bench_run import run_bench
 from tests.testenv import TestEnv
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_ssh_bench_smoke(testenv: TestEnv, tmp_path: Path) -> None:
-    env_file = tmp_path / "env.json"
-    env_file.write_text(testenv.to_json())
-    out = tmp_path / "result.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "ssh_list.py"),
-            "--testenv-file",
-            str(env_file),
-            "--rounds",
-            "20",
-            "--targets",
-            "2",
-            "--containers",
-            "2",
-            "--rtt-ms",
-            "5",
-            "--json",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
+    proc, result = run_bench(
+        "ssh_list.py",
+        tmp_path,
+        "--rounds",
+        "20",
+        "--targets",
+        "2",
+        "--containers",
+        "2",
+        "--rtt-ms",
+        "5",
+        testenv=testenv,
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(out.read_text())
     assert result["rtt_ms"] == [0.0, 5.0]
     assert (
         set(result["fan_out_over_one"])
