@@ -273,12 +273,20 @@ async def test_dockerd_stopped_and_started_mid_follow_and_mid_list(
         # ... and each engine's event subscription (the live state) is open: it is
         # part of the baseline, and after the fault it must be open again, not twice.
         query = "&".join(f"host={h}" for h in hosts.values())
-        out = await _request(
-            http, "all", "GET", f"/api/containers?{query}", bound, headers=admin_headers
-        )
-        assert all(h["status"] == "ok" for h in out.body["hosts"]), [
-            (h["id"], h["status"], h["error"]) for h in out.body["hosts"]
-        ]
+
+        async def all_live() -> bool:
+            out = await _request(
+                http, "all", "GET", f"/api/containers?{query}", bound, headers=admin_headers
+            )
+            statuses[:] = [(h["id"], h["status"], h["error"]) for h in out.body["hosts"]]
+            return all(status == "ok" for _, status, _ in statuses)
+
+        # A cold machine may take a moment to open three subscriptions and list.
+        statuses: list[tuple[str, str, str | None]] = []
+        deadline = time.monotonic() + 30
+        while not await all_live():
+            assert time.monotonic() < deadline, statuses
+            await asyncio.sleep(0.5)
         fds_before = await _settle(lambda: fd_count(), 1)
         conns_before = _engine_connections(daemon)
 
@@ -342,11 +350,17 @@ async def test_dockerd_stopped_and_started_mid_follow_and_mid_list(
         for kind in hosts:
             out = await lists(http, kind)()
             assert out.status == 200 and _names(out.body) == ["chatty"], str(out)
-        out = await _request(http, "hosts", "GET", "/api/hosts", bound, headers=admin_headers)
-        index = {h["id"]: h for h in out.body}
-        assert all(index[h]["status"] == "ok" for h in hosts.values()), [
-            (h["id"], h["status"], h["error"]) for h in out.body
-        ]
+        # The host index answers from the watchers, which retry a host in error as soon
+        # as it is looked at (each look waits at most 1 s for that attempt).
+        deadline = time.monotonic() + 10
+        while True:
+            out = await _request(http, "hosts", "GET", "/api/hosts", bound, headers=admin_headers)
+            index = {h["id"]: h for h in out.body}
+            if all(index[h]["status"] == "ok" for h in hosts.values()):
+                break
+            assert time.monotonic() < deadline, [
+                (h["id"], h["status"], h["error"]) for h in out.body
+            ]
         for host in hosts.values():
             resp = await http.get(
                 f"/api/hosts/{host}/containers/chatty/logs?follow=1&tail=1", headers=admin_headers
