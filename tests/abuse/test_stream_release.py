@@ -12,7 +12,9 @@ import asyncio
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp.test_utils import TestClient
+from archnest import Settings
 from archnest.keys import STREAMS_KEY
 from archnest.ssh import SSH_POOL_KEY
 
@@ -20,6 +22,16 @@ from tests.abuse.resources import fd_count, fd_targets, remote_commands, tcp_con
 from tests.docker_tcp.conftest import add_engine, engine_body
 from tests.ssh.conftest import target_payload
 from tests.testenv import TestEnv
+
+
+@pytest.fixture
+def archnest_settings(archnest_settings: Settings) -> Settings:
+    # What these tests count (descriptors, SSH streams, engine connections) is what the
+    # dropped follows leave; the live state's own subscriptions and database reads,
+    # started in the background at their own moments, would only blur that count.
+    archnest_settings.live = False
+    return archnest_settings
+
 
 CHATTY = ["sh", "-c", "while true; do echo tick; sleep 0.1; done"]
 QUIET = ["sleep", "3600"]
