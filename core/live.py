@@ -47,6 +47,8 @@ KICK_WAIT = 1.0
 QUICK_RETRIES = 3
 # An action made through the app waits at most this long for the listing that shows it.
 REFRESH_WAIT = 3.0
+# Closing a subscription, and all watchers at shutdown, takes at most this long.
+CLOSE_SECONDS = 3.0
 # Events of one host arriving within this time are applied with one listing.
 COALESCE_SECONDS = 0.05
 # Actions that change what a list row shows; exec_*, attach, resize, top... do not.
@@ -260,9 +262,10 @@ class LiveState:
         finally:
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            if tasks:
+                await asyncio.wait(tasks, timeout=CLOSE_SECONDS)
             with contextlib.suppress(Exception):
-                await events.aclose()  # type: ignore[attr-defined]
+                await asyncio.wait_for(events.aclose(), CLOSE_SECONDS)  # type: ignore[attr-defined]
 
     async def _read(self, state: HostState, events: AsyncIterator[dict[str, Any] | None]) -> None:
         async for event in events:
@@ -456,7 +459,13 @@ class LiveState:
         tasks = [t for t in [self._sweeper, *(s.task for s in self.hosts.values())] if t]
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        # Bounded: a subscription whose host went silent must not hold the shutdown;
+        # the sources close next and end whatever is still waiting on them.
+        _, pending = await asyncio.wait(tasks, timeout=CLOSE_SECONDS) if tasks else (None, [])
+        if pending:
+            log.warning(
+                "live state: %d watchers did not stop within %gs", len(pending), CLOSE_SECONDS
+            )
         self.hosts.clear()
 
 
