@@ -13,8 +13,6 @@ same transaction: what is left still verifies.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -24,15 +22,13 @@ import sqlalchemy as sa
 from aiohttp import web
 
 from .audit import _lock, audit_head, audit_log, lock_chain, row_hash
+from .daily import daily
 from .db import Database
 from .keys import DB_KEY, SETTINGS_KEY
 
 log = logging.getLogger("archnest.audit")
 
 BATCH = 2000
-RETENTION_INTERVAL_SECONDS = 24 * 3600.0
-# The first run waits a little: startup has enough to do.
-RETENTION_FIRST_DELAY_SECONDS = 60.0
 
 
 @dataclass
@@ -129,24 +125,11 @@ async def apply_retention(db: Database, days: int, now: datetime | None = None) 
 async def retention_ctx(app: web.Application) -> AsyncIterator[None]:
     """The daily retention job, for ``app.cleanup_ctx``."""
     days = app[SETTINGS_KEY].audit_retention_days
-
-    async def loop() -> None:
-        await asyncio.sleep(RETENTION_FIRST_DELAY_SECONDS)
-        while True:
-            try:
-                gone = await apply_retention(app[DB_KEY], days)
-                if gone:
-                    log.info("audit retention: removed %d rows older than %d days", gone, days)
-            except Exception:
-                log.exception("audit retention failed; trying again tomorrow")
-            await asyncio.sleep(RETENTION_INTERVAL_SECONDS)
-
-    task = asyncio.create_task(loop()) if days > 0 else None
-    yield
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    if days <= 0:
+        yield
+        return
+    async with daily(f"audit retention ({days} days)", lambda: apply_retention(app[DB_KEY], days)):
+        yield
 
 
 __all__ = ["Verdict", "apply_retention", "retention_ctx", "verify"]

@@ -31,6 +31,7 @@ from aiohttp import web
 from sqlmodel import SQLModel
 
 from .auth import current_user
+from .daily import daily
 from .db import Database
 from .files import PRIVATE_FILE, make_private_dir
 from .keys import DB_KEY, SETTINGS_KEY
@@ -39,8 +40,6 @@ log = logging.getLogger("archnest.recordings")
 
 FLUSH_SECONDS = 1.0
 FLUSH_BYTES = 64 * 1024
-RETENTION_FIRST_DELAY_SECONDS = 60.0
-RETENTION_INTERVAL_SECONDS = 24 * 3600.0
 ID_LENGTH = 32  # uuid4 hex
 # The recording of the terminal a request opened (for whatever records the request).
 RECORDING_ID_KEY = web.RequestKey("recording_id", str)
@@ -323,24 +322,14 @@ async def retention_ctx(app: web.Application) -> AsyncIterator[None]:
     """The daily recordings retention job, for ``app.cleanup_ctx``."""
     settings = app[SETTINGS_KEY]
     days = settings.recording_retention_days
-
-    async def loop() -> None:
-        await asyncio.sleep(RETENTION_FIRST_DELAY_SECONDS)
-        while True:
-            try:
-                gone = await apply_retention(app[DB_KEY], settings.data_dir, days)
-                if gone:
-                    log.info("recordings retention: removed %d older than %d days", gone, days)
-            except Exception:
-                log.exception("recordings retention failed; trying again tomorrow")
-            await asyncio.sleep(RETENTION_INTERVAL_SECONDS)
-
-    task = asyncio.create_task(loop()) if days > 0 else None
-    yield
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    if days <= 0:
+        yield
+        return
+    async with daily(
+        f"recordings retention ({days} days)",
+        lambda: apply_retention(app[DB_KEY], settings.data_dir, days),
+    ):
+        yield
 
 
 __all__ = [
