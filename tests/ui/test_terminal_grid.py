@@ -62,13 +62,25 @@ async def _type_in(page, panel, text: str) -> None:  # type: ignore[no-untyped-d
     await page.keyboard.type(text)
 
 
-async def _wait_listed(page, picker, name: str) -> None:  # type: ignore[no-untyped-def]
+async def _wait_listed(live: LiveApp, page, picker, name: str) -> None:  # type: ignore[no-untyped-def]
     """A host added a moment ago may not have listed its containers yet: reload the
     picker's list until the container is in it."""
     option = picker.locator(f'option[value="{name}"]')
+    loading = picker.locator("option", has_text="Loading")
     deadline = time.monotonic() + 20
-    while not await option.count():
-        assert time.monotonic() < deadline, await picker.inner_text()
+    while True:
+        # Each reload starts the list again ("Loading…"): let one finish before judging
+        # it, or a loaded machine whose answers take longer than the pause never shows one.
+        await expect(loading).to_have_count(0, timeout=15_000)
+        if await option.count():
+            return
+        if time.monotonic() > deadline:
+            started = time.monotonic()
+            status, body = await live.api("GET", "/api/hosts?noprobe=1")
+            took = time.monotonic() - started
+            raise AssertionError(
+                f"{name} not listed: {await picker.inner_text()!r}; hosts ({took:.2f} s): {status} {body}"
+            )
         await asyncio.sleep(0.3)
         await page.get_by_role("button", name="Reload list").click()
 
@@ -109,7 +121,7 @@ async def test_grid_of_four_terminals_broadcast_and_close(
     for host_id, name in plan:
         await expect(host_picker.locator(f'option[value="{host_id}"]')).to_have_count(1)
         await host_picker.select_option(host_id)
-        await _wait_listed(page, container_picker, name)
+        await _wait_listed(live_app, page, container_picker, name)
         await container_picker.select_option(name)
         await page.get_by_label("Shell").select_option("sh")
         await page.get_by_role("button", name="Add terminal").click()
