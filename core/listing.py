@@ -79,10 +79,27 @@ def project_of(c: ContainerSummary) -> str:
     return c.labels.get(PROJECT_LABEL, "")
 
 
+# Each row's search text, kept with the row object it was built from: the live state
+# hands out the same row objects until its host lists again, so a filter over 10,000
+# cached rows builds the text once per listing instead of once per request. Keyed by
+# id() and checked by identity (an id is reused only after its object is gone, and
+# the entry holds the object, so it cannot be). Rows are never changed in place.
+# Cleared whole when it outgrows a fleet's worth of rows (old listings' rows).
+_HAY: dict[int, tuple[ContainerSummary, str, str]] = {}
+_HAY_MAX = 50_000
+
+
 def _haystack(c: ContainerSummary, host_name: str) -> str:
     """The text plain words are looked for in (ports apart: see :func:`_ports_text`)."""
+    entry = _HAY.get(id(c))
+    if entry is not None and entry[0] is c and entry[1] == host_name:
+        return entry[2]
     source = c.host_id.partition(":")[0]
-    return f"{c.name} {c.image} {host_name} {source} {c.state} {c.status} {project_of(c)}".lower()
+    hay = f"{c.name} {c.image} {host_name} {source} {c.state} {c.status} {project_of(c)}".lower()
+    if len(_HAY) >= _HAY_MAX:
+        _HAY.clear()
+    _HAY[id(c)] = (c, host_name, hay)
+    return hay
 
 
 def _ports_text(c: ContainerSummary) -> str:

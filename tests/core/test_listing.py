@@ -247,3 +247,18 @@ def test_filter_keeps_order_and_only_drops_rows(raw: list[tuple], q: str) -> Non
         hay = " ".join((c.name, c.image, HOSTS.get(c.host_id, ""), c.state, c.status)).lower()
         hay += " " + c.host_id.partition(":")[0]
         assert all(w in hay for w in words)
+
+
+def test_search_text_kept_per_row_follows_a_renamed_host_and_a_new_listing() -> None:
+    """The search text is kept with the row object: the same object under a renamed
+    host and a new object for the same container (the host listed again) are both
+    matched on what they are now, not on what was kept."""
+    row = _c("keeper", image="nginx:1")
+    before = {"docker:1": "old-name"}
+    assert filter_rows([row], parse_filter("old-name"), before) == [row]
+    after = {"docker:1": "new-name"}
+    assert filter_rows([row], parse_filter("old-name"), after) == []
+    assert filter_rows([row], parse_filter("new-name"), after) == [row]
+    relisted = row.model_copy(update={"image": "redis:7"})
+    assert filter_rows([relisted], parse_filter("nginx"), after) == []
+    assert filter_rows([relisted], parse_filter("redis"), after) == [relisted]
