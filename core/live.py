@@ -35,6 +35,7 @@ from .event_hub import HUB_KEY, EventHub
 from .keys import SETTINGS_KEY, SOURCES_KEY
 from .resolve import with_timeout
 from .sources import HostInfo, HostSource, NotSupported
+from .timeline import TIMELINE_KEY
 
 log = logging.getLogger("archnest.live")
 
@@ -151,6 +152,7 @@ class LiveState:
         self.hosts: dict[str, HostState] = {}
         self._others: dict[str, tuple[str, str | None]] = {}  # unwatched host -> status
         self._snapshots: dict[str, dict[str, tuple[str, str, str | None]]] = {}
+        self._seen: dict[str, dict[str, tuple[str, str, str]]] = {}  # for the timeline
         self._sweeper: asyncio.Task | None = None
         self.closed = False
         # Reports of hosts without events, by source (archnest_agent_reports_total).
@@ -268,6 +270,7 @@ class LiveState:
                 await asyncio.wait_for(events.aclose(), CLOSE_SECONDS)  # type: ignore[attr-defined]
 
     async def _read(self, state: HostState, events: AsyncIterator[dict[str, Any] | None]) -> None:
+        timeline = self.app.get(TIMELINE_KEY)
         async for event in events:
             if event is None:
                 continue
@@ -275,6 +278,8 @@ class LiveState:
             action = action.partition(":")[0].strip()
             if action not in STATE_ACTIONS:
                 continue
+            if timeline is not None:
+                timeline.record_engine_event(state.host_id, event)
             actor = event.get("Actor") or {}
             cid = str(actor.get("ID") or event.get("id") or "")
             if cid:
@@ -383,6 +388,11 @@ class LiveState:
         old = self._snapshots.get(host_id)
         new = {c.id: _shown(c) for c in rows}
         self._snapshots[host_id] = new
+        timeline = self.app.get(TIMELINE_KEY)
+        if timeline is not None:
+            seen = {c.id: (c.state, c.name, c.status) for c in rows}
+            timeline.record_report_changes(host_id, self._seen.get(host_id), seen)
+            self._seen[host_id] = seen
         if old is None and not self.hub.subscribers:
             return
         old = old or {}
@@ -436,6 +446,7 @@ class LiveState:
             if host_id not in seen:
                 del self._others[host_id]
                 self._snapshots.pop(host_id, None)
+                self._seen.pop(host_id, None)
                 self.hub.publish("host", {"host_id": host_id, "status": "removed", "error": None})
 
     async def _sweep_loop(self) -> None:
