@@ -157,8 +157,11 @@ def entries_from_reports(
     if before is None:
         return []
     out = []
-    for cid, (state, name, status) in now.items():
+    for cid, seen in now.items():
         old = before.get(cid)
+        if old == seen:
+            continue
+        state, name, status = seen
         old_state, old_health = (old[0], _health(old[2])) if old else ("", None)
         row = {"host_id": host_id, "container_id": cid[:128], "name": name[:256], "t": t}
         if state == "running" and old_state != "running":
