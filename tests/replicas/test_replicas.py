@@ -13,12 +13,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import signal
-import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,59 +24,13 @@ import aiohttp
 import pytest
 
 from tests.testenv import TestEnv
-from tests.testenv.serve import PASSWORD, USER, ServedApp, free_port
+from tests.testenv.haproxy import haproxy
+from tests.testenv.serve import PASSWORD, USER, ServedApp
 
 # The credential cache's bound (core/users.py CredentialCache ttl) plus margin for a
 # loaded machine: a change on one replica is seen on the other within it.
 CACHE_BOUND = 5.0
 MARGIN = 3.0
-
-HAPROXY_CFG = """
-global
-    maxconn 2000
-defaults
-    mode http
-    timeout connect 2s
-    timeout client 60s
-    timeout server 60s
-    # Server-sent events and terminals stay open for as long as they are used.
-    timeout tunnel 1h
-    option redispatch
-    retries 2
-    retry-on conn-failure empty-response 503
-frontend archnest
-    bind 127.0.0.1:{port}
-    default_backend replicas
-backend replicas
-    balance roundrobin
-    option httpchk GET /healthz
-    http-check expect status 200
-    default-server inter 300ms fall 2 rise 1
-    # Which replica answered (for the test; a real setup does not need it).
-    http-response set-header X-Replica %s
-    server a 127.0.0.1:{a} check
-    server b 127.0.0.1:{b} check
-"""
-
-
-@contextmanager
-def haproxy(tmp: Path, a: int, b: int) -> Iterator[str]:
-    binary = shutil.which("haproxy") or "/usr/sbin/haproxy"
-    port = free_port()
-    cfg = tmp / "haproxy.cfg"
-    cfg.write_text(HAPROXY_CFG.format(port=port, a=a, b=b))
-    log = (tmp / "haproxy.log").open("wb")
-    proc = subprocess.Popen([binary, "-db", "-f", str(cfg)], stdout=log, stderr=subprocess.STDOUT)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 def _port(base: str) -> int:
@@ -171,7 +123,7 @@ async def test_two_replicas_behind_haproxy(
         )
         await b.__aenter__()
         b.headers = admin
-        with haproxy(tmp_path, _port(a.base), _port(b.base)) as lb:
+        with haproxy(tmp_path, {"a": _port(a.base), "b": _port(b.base)}) as lb:
             async with _session(lb) as browser:
                 await _wait_up(browser, lb, {"a", "b"})
                 # Sign in through the balancer; the session works on both replicas.
