@@ -34,6 +34,8 @@ have_cmd chromium || missing+=(chromium)
 have_postgres || missing+=(postgresql)
 have_cmd shellcheck || missing+=(shellcheck)
 have_cmd ip || missing+=(iproute2)
+# The image tests' base image: a bookworm root from the Debian mirror (no registry).
+have_cmd debootstrap || missing+=(debootstrap)
 
 if ((${#missing[@]} == 0)); then
     echo "install-test-deps.sh: everything is already installed"
