@@ -185,6 +185,11 @@ def test_the_image_runs_healthy_as_non_root_and_serves_the_login_page(
             check=True,
         ).stderr
         assert "created user 'admin' with one-time password" in logs
+
+        # The app is PID 1 and shuts down on SIGTERM itself: exit 0, not a SIGKILL (137)
+        # after the grace period.
+        testenv.docker("stop", "-t", "20", name, timeout=60)
+        assert _state(testenv, name)["ExitCode"] == 0
     finally:
         testenv.docker("rm", "-f", "-v", name, check=False)
         testenv.docker("volume", "rm", "-f", volume, check=False)
