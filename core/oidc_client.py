@@ -205,6 +205,9 @@ class OidcClient:
             raise SignInFailed("the sign-in state does not match; start again")
         if not self.replays.use(flow.state, flow.expires):
             raise SignInFailed("this sign-in was already completed; start again")
+        # RFC 9207: a provider that names itself in the answer must be ours (mix-up attacks).
+        if "iss" in query and query["iss"] != (await self.metadata())["issuer"]:
+            raise SignInFailed("the answer comes from another provider")
         code = query.get("code")
         if not code:
             raise SignInFailed("the provider sent no authorization code")

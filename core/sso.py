@@ -84,7 +84,10 @@ async def sign_in_external(
     """
     role = role_for_groups(settings, groups)
     if role is None:
-        raise NoRole(f"{username} is signed in, but none of their groups may use ArchNest")
+        raise NoRole(
+            f"{username} is signed in, but none of their groups may use ArchNest; "
+            "ask an administrator for access"
+        )
     async with db.session() as s:
         user = (await s.exec(select(User).where(User.username == username))).first()
         if user is None:

@@ -128,7 +128,10 @@ async def test_no_allowed_group_is_refused_with_the_reason(sso: Sso) -> None:
     r = await sso.sign_in("eve")
     assert r.status == 403
     page = await r.text()
-    assert "eve is signed in, but none of their groups may use ArchNest" in page
+    assert (
+        "eve is signed in, but none of their groups may use ArchNest; ask an administrator for access"
+        in page
+    )
     assert all("archnest_session=" not in c for c in r.headers.getall("Set-Cookie", []))
     assert await _user(sso.client, "eve") is None
     assert (await sso.client.get("/api/auth/me")).status == 401
@@ -153,6 +156,14 @@ async def test_a_tampered_state_is_refused(sso: Sso) -> None:
     assert r.status == 400
     assert "state does not match" in await r.text()
     assert (await sso.client.get("/api/auth/me")).status == 401
+
+
+async def test_an_answer_naming_another_issuer_is_refused(sso: Sso) -> None:
+    url = await sign_in_at_provider(await sso.start(), sso.redirect_uri, "alice")
+    assert "iss" in URL(url).query  # the provider names itself (RFC 9207)
+    r = await sso.callback(str(URL(url).update_query(iss="https://evil.example")))
+    assert r.status == 400
+    assert "another provider" in await r.text()
 
 
 async def test_a_replayed_callback_is_refused(sso: Sso) -> None:
