@@ -34,6 +34,10 @@ have_cmd chromium || missing+=(chromium)
 have_postgres || missing+=(postgresql)
 have_cmd shellcheck || missing+=(shellcheck)
 have_cmd ip || missing+=(iproute2)
+# The single sign-on tests run a real OpenID provider (npm oidc-provider, installed by
+# npm ci from package-lock.json) on node; Debian's nodejs (18) is new enough.
+have_cmd node || missing+=(nodejs)
+have_cmd npm || missing+=(npm)
 
 if ((${#missing[@]} == 0)); then
     echo "install-test-deps.sh: everything is already installed"
