@@ -67,10 +67,14 @@ class Flow:
 
 
 class ReplayGuard:
-    """The states this replica has completed, until their flow would have expired anyway."""
+    """The states this replica has completed, until their flow would have expired anyway.
 
-    def __init__(self) -> None:
+    Only states from a flow cookie this server sealed get here, each once; ``max_entries``
+    still bounds the memory a flood of completed sign-ins could take (oldest dropped)."""
+
+    def __init__(self, max_entries: int = 100_000) -> None:
         self._used: dict[str, float] = {}
+        self.max_entries = max_entries
 
     def use(self, state: str, expires: float) -> bool:
         """True the first time ``state`` is used; False for a replay."""
@@ -80,6 +84,8 @@ class ReplayGuard:
         if state in self._used:
             return False
         self._used[state] = expires
+        while len(self._used) > self.max_entries:
+            del self._used[next(iter(self._used))]
         return True
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from .client_address import _is_trusted, _parse_ip
@@ -88,14 +89,20 @@ async def sign_in_external(
             f"{username} is signed in, but none of their groups may use ArchNest; "
             "ask an administrator for access"
         )
-    async with db.session() as s:
-        user = (await s.exec(select(User).where(User.username == username))).first()
-        if user is None:
-            user = User(username=username, password_hash=EXTERNAL_PASSWORD, role=role)
-            s.add(user)
-            await s.commit()
-            await s.refresh(user)
-            return user
+    user = await _find(db, username)
+    if user is None:
+        try:
+            async with db.session() as s:
+                user = User(username=username, password_hash=EXTERNAL_PASSWORD, role=role)
+                s.add(user)
+                await s.commit()
+                await s.refresh(user)
+                return user
+        except IntegrityError:
+            # Two first sign-ins at once (two tabs, two replicas): the other one made it.
+            user = await _find(db, username)
+            if user is None:
+                raise
     if user.disabled:
         raise UserDisabled(f"the user {username} is disabled here")
     if user.role != role:
@@ -106,6 +113,11 @@ async def sign_in_external(
         if cache is not None:
             cache.forget_user(user.id)  # type: ignore[arg-type]
     return user
+
+
+async def _find(db: Database, username: str) -> User | None:
+    async with db.session() as s:
+        return (await s.exec(select(User).where(User.username == username))).first()
 
 
 def peer_is_trusted(request: web.BaseRequest, settings: Settings) -> bool:

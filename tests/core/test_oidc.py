@@ -4,7 +4,9 @@ users, and password sign-in turned off."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,8 +17,9 @@ from archnest import DB_KEY, Settings, create_app
 from archnest.accounts import update_user
 from archnest.audit import audit_log
 from archnest.db import User
-from archnest.keys import OIDC_KEY
-from archnest.oidc_client import FLOW_COOKIE
+from archnest.keys import OIDC_KEY, SETTINGS_KEY
+from archnest.oidc_client import FLOW_COOKIE, ReplayGuard
+from archnest.sso import sign_in_external
 from archnest.testing import ADMIN_PASSWORD
 from archnest.users import EXTERNAL_PASSWORD, create_token, create_user
 from sqlmodel import select
@@ -278,3 +281,21 @@ def test_settings_from_env() -> None:
     assert settings.oidc_name == "single sign-on"
     assert settings.password_login is False and settings.trusted_header_auth is False
     assert "s3cr3t-value" not in repr(Settings(oidc_client_secret="s3cr3t-value"))
+
+
+def test_the_replay_guard_is_bounded() -> None:
+    guard = ReplayGuard(max_entries=3)
+    later = time.time() + 600
+    assert all(guard.use(f"s{i}", later) for i in range(5))
+    assert not guard.use("s4", later)  # a replay of a remembered state
+    assert guard.use("s0", later)  # the oldest were dropped to stay within the bound
+
+
+async def test_concurrent_first_sign_ins_make_one_user(archnest_client) -> None:  # type: ignore[no-untyped-def]
+    settings = archnest_client.app[SETTINGS_KEY]
+    settings.oidc_admin_groups = ("archnest-admins",)
+    db = archnest_client.app[DB_KEY]
+    users = await asyncio.gather(
+        *(sign_in_external(db, "zoe", ["archnest-admins"], settings) for _ in range(5))
+    )
+    assert {u.id for u in users} == {users[0].id}
