@@ -43,6 +43,11 @@ _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash("archnest-dummy-password")
 
 
+def is_external(user: User) -> bool:
+    """Made by single sign-on: no local password (it signs in only through the provider)."""
+    return user.password_hash == EXTERNAL_PASSWORD
+
+
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
 

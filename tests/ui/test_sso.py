@@ -55,13 +55,22 @@ async def _sign_in_with_provider(page: Any, login: str) -> None:
 
 
 async def test_groups_decide_who_gets_in_and_as_what(browser, sso_app) -> None:  # type: ignore[no-untyped-def]
-    _, alice, _ = await new_page(browser, sso_app)
+    _, alice, alice_watch = await new_page(browser, sso_app)
     await _sign_in_with_provider(alice, "alice")
     await expect(alice).to_have_url(re.compile(r"/containers"))
+    # The provider's own pages load a favicon and web fonts it cannot reach here; only
+    # this app's pages must be free of errors.
+    alice_watch.errors.clear()
     nav = alice.get_by_role("navigation", name="Main")
     await expect(nav.get_by_role("link", name="Settings")).to_be_visible()
     await alice.goto("/settings/users")
     await expect(alice.locator('#users-table tbody tr[data-username="alice"]')).to_be_visible()
+    # No password here to change: the account page says where it is kept.
+    await alice.goto("/account")
+    await expect(alice.locator("#external-password")).to_contain_text("sign-in provider")
+    await expect(alice.get_by_label("Current password")).to_have_count(0)
+    await expect(alice.get_by_role("heading", name="API tokens")).to_be_visible()
+    assert alice_watch.errors == []
 
     _, bob, _ = await new_page(browser, sso_app)
     await _sign_in_with_provider(bob, "bob")
