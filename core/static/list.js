@@ -42,6 +42,8 @@ function wanted() {
 /** Load the list of the chosen host again. A request on its way is not aborted (htmx
  * reports each abort as an error): the newest one waits for it (hx-sync "queue last"),
  * and an answer to parameters changed meanwhile is not shown (htmx:beforeSwap). */
+const FOCUSABLE = "a[href], button, input, select";
+
 export function reloadList() {
   if (!listEl || !state.host) return;
   htmx.trigger(listEl, "archnest:load");
@@ -93,6 +95,7 @@ export function initList({ currentHostLink }) {
   // place when nothing else changed.
   let shownHtml = null;
   let results = [];
+  let rowFocus = null; // the focused control of a row, found again after a swap
   listEl.addEventListener("htmx:beforeSwap", (e) => {
     if (e.detail.target !== listEl) return;
     if (requested !== wanted()) {
@@ -112,6 +115,17 @@ export function initList({ currentHostLink }) {
       const tr = el.closest("tr");
       return { host: tr.dataset.host, id: tr.dataset.id, node: el.cloneNode(true) };
     });
+    // So does the keyboard focus: a live reload must not drop a keyboard user's place
+    // (the same row's control at the same position, "Stop" having become "Start").
+    const active = document.activeElement;
+    const activeRow = active && listEl.contains(active) ? active.closest("tr[data-id]") : null;
+    rowFocus = activeRow
+      ? {
+          host: activeRow.dataset.host,
+          id: activeRow.dataset.id,
+          index: [...activeRow.querySelectorAll(FOCUSABLE)].indexOf(active),
+        }
+      : null;
   });
 
   listEl.addEventListener("htmx:afterSwap", (e) => {
@@ -126,6 +140,13 @@ export function initList({ currentHostLink }) {
       if (slot) slot.replaceWith(node);
     }
     results = [];
+    if (rowFocus && rowFocus.index >= 0) {
+      const sel = `tr[data-host="${CSS.escape(rowFocus.host)}"][data-id="${CSS.escape(rowFocus.id)}"]`;
+      const tr = listEl.querySelector(sel);
+      const again = tr && tr.querySelectorAll(FOCUSABLE)[rowFocus.index];
+      if (again) again.focus();
+    }
+    rowFocus = null;
     // The server clamps a page past the end (rows went meanwhile): the URL follows.
     const pager = listEl.querySelector(".pager");
     const page = pager && pager.dataset.page !== "1" ? pager.dataset.page : "";

@@ -426,6 +426,9 @@ async def test_row_quick_actions_admin_only(browser, live_app, testenv_docker) -
     context, page, watch = await new_page(browser, live_app)
     await login(page, "alice", "alice-password-1")
     await _pick_host(page, docker_id)
+    # Stopped containers stay listed: in the running-only list a stopped row leaves at
+    # the next live reload, which on a loaded machine can come before the check below.
+    await page.get_by_label("Show stopped").check()
     row = _row(page, "ui-web")
     await row.get_by_role("button", name="Stop ui-web", exact=True).click()
     await expect(row.locator(".state")).to_have_text("exited")
