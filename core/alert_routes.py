@@ -11,7 +11,7 @@ Apprise, a redacted URL.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import aiohttp_jinja2
@@ -34,6 +34,9 @@ PAGE = Content("text/html", None, "An HTML page.")
 CHANNEL_ID = Param("id", "The numeric id of a notification channel.", type="integer")
 RULE_ID = Param("id", "The numeric id of an alert rule.", type="integer")
 ChannelKind = Literal["webhook", "apprise"]
+RowId = Annotated[int, Field(ge=1, le=2**31 - 1)]
+HostId = Annotated[str, Field(min_length=1, max_length=160)]
+LabelText = Annotated[str, Field(max_length=1024)]
 RuleKind = Literal[
     "container_exited",
     "restart_loop",
@@ -126,7 +129,7 @@ class RuleCreate(BaseModel):
         "the window looked back over.",
     )
     scope: Scope = Field(default_factory=Scope)
-    channels: list[int] = Field(default_factory=list, max_length=50)
+    channels: list[RowId] = Field(default_factory=list, max_length=50)
     enabled: bool = True
 
 
@@ -140,7 +143,7 @@ class RuleUpdate(BaseModel):
     threshold: float | None = Field(None, ge=0, le=1_000_000)
     for_seconds: int | None = Field(None, ge=0, le=30 * 86400)
     scope: Scope | None = None
-    channels: list[int] | None = Field(None, max_length=50)
+    channels: list[RowId] | None = Field(None, max_length=50)
     enabled: bool | None = None
 
 
