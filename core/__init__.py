@@ -47,8 +47,10 @@ from .exec_bridge import make_exec_handler
 from .keys import DB_KEY, PM_KEY, SECRETS_KEY, SETTINGS_KEY, SOURCES_KEY
 from .live import publish_containers
 from .normalise import (
+    LogLineSplitter,
     detail_dict_from_inspect,
     detail_from_inspect,
+    log_line_from_engine,
     normalise_state,
     ports_from_inspect,
     stats_from_engine,
@@ -92,6 +94,7 @@ __all__ = [
     "HostSource",
     "HostTimeout",
     "LogLine",
+    "LogLineSplitter",
     "LogOptions",
     "MigrationLineage",
     "Mount",
@@ -121,6 +124,7 @@ __all__ = [
     "hookimpl",
     "is_secret_name",
     "iso_utc",
+    "log_line_from_engine",
     "make_exec_handler",
     "mask_env",
     "normalise_state",

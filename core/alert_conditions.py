@@ -22,11 +22,9 @@ a new key into a firing alert and a key gone into a resolved one.
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import sqlalchemy as sa
 from aiohttp import web
@@ -37,10 +35,10 @@ from .hosts import list_all_containers
 from .keys import DB_KEY, SETTINGS_KEY
 from .sources import HostInfo
 from .stats_history import RAW, container_stats
+from .timeline import events_since, exit_code_of
 
 Active = dict[tuple[str, str], str]
 PROJECT_LABEL = "com.docker.compose.project"
-EXIT_CODE = re.compile(r"^\s*Exited \((-?\d+)\)")
 OOM_WINDOW = 300
 HOST_KINDS = frozenset({"host_down", "agent_stale"})
 CONTAINER_KINDS = frozenset(
@@ -103,11 +101,6 @@ def container_in_scope(rule: Rule, c: ContainerSummary) -> bool:
     return not project or c.labels.get(PROJECT_LABEL) == project
 
 
-def exit_code(status: str) -> int | None:
-    m = EXIT_CODE.match(status or "")
-    return int(m.group(1)) if m else None
-
-
 def _where(fleet: Fleet, host_id: str) -> str:
     return fleet.names.get(host_id) or host_id
 
@@ -117,7 +110,7 @@ def container_exited(rule: Rule, fleet: Fleet) -> Active:
     for c in fleet.containers:
         if c.state != "exited" or not container_in_scope(rule, c):
             continue
-        code = exit_code(c.status)
+        code = exit_code_of(c.status or "")
         if code:
             out[(c.host_id, c.name)] = (
                 f"{c.name} on {_where(fleet, c.host_id)} exited with code {code}"
@@ -197,21 +190,66 @@ async def stats_above(app: web.Application, rule: Rule, fleet: Fleet) -> Active:
     return out
 
 
-async def timeline_events(
-    app: web.Application, rule: Rule, window: int, kinds: set[str]
-) -> list[dict[str, Any]]:
-    from .timeline import events_since  # type: ignore[import-not-found]
-
-    since = datetime.now(UTC) - timedelta(seconds=window)
-    return list(await events_since(app, since, kinds))
+def _window(seconds: int) -> str:
+    return f"{seconds // 60} min" if seconds >= 120 and seconds % 60 == 0 else f"{seconds} s"
 
 
 async def restart_loop(app: web.Application, rule: Rule, fleet: Fleet) -> Active:
-    raise NotImplementedError("restart_loop needs the container timeline")
+    """Restarts in the window, per container: a ``start`` after a ``die`` (a restart
+    policy, or a restart by hand), or the timeline's ``restart`` entries (``docker
+    restart`` also records die and start; an agent host records ``restart`` when it
+    finds a container restarting), whichever counts more."""
+    threshold = max(1, int(rule.threshold or 1))
+    since = datetime.now(UTC) - timedelta(seconds=rule.for_seconds)
+    events = await events_since(app, since, ("start", "die", "restart"))
+    died: set[tuple[str, str]] = set()
+    after_die: dict[tuple[str, str], int] = defaultdict(int)
+    restarts: dict[tuple[str, str], int] = defaultdict(int)
+    for e in events:
+        key = (e["host_id"], e["container_id"])
+        if e["event"] == "die":
+            died.add(key)
+        elif e["event"] == "start" and key in died:
+            after_die[key] += 1
+            died.discard(key)
+        elif e["event"] == "restart":
+            restarts[key] += 1
+    containers = fleet.by_id()
+    out: Active = {}
+    for key in after_die.keys() | restarts.keys():
+        count = max(after_die.get(key, 0), restarts.get(key, 0))
+        c = containers.get(key)
+        if count < threshold or c is None or not container_in_scope(rule, c):
+            continue
+        out[(c.host_id, c.name)] = (
+            f"{c.name} on {_where(fleet, c.host_id)} restarted {count} times in the last "
+            f"{_window(rule.for_seconds)}"
+        )
+    return out
 
 
 async def oom(app: web.Application, rule: Rule, fleet: Fleet) -> Active:
-    raise NotImplementedError("oom needs the container timeline")
+    """Out-of-memory kills in the window (for_seconds, at least :data:`OOM_WINDOW`)."""
+    window = max(rule.for_seconds, OOM_WINDOW)
+    events = await events_since(app, datetime.now(UTC) - timedelta(seconds=window), ("oom",))
+    kills: dict[tuple[str, str], int] = defaultdict(int)
+    names: dict[tuple[str, str], str] = {}
+    for e in events:
+        key = (e["host_id"], e["container_id"])
+        kills[key] += 1
+        names[key] = e["name"]
+    containers = fleet.by_id()
+    out: Active = {}
+    for key, count in kills.items():
+        c = containers.get(key)
+        if c is None or not container_in_scope(rule, c):
+            continue  # gone: nothing left to alert about
+        times = "once" if count == 1 else f"{count} times"
+        out[(c.host_id, c.name)] = (
+            f"{c.name} on {_where(fleet, c.host_id)} was killed for lack of memory {times} "
+            f"in the last {_window(window)}"
+        )
+    return out
 
 
 async def active_conditions(app: web.Application, rule: Rule, fleet: Fleet) -> Active:

@@ -38,6 +38,7 @@ from .settings import Settings
 from .sources import HostSource
 from .stats_collector import stats_ctx
 from .streams import StreamLimits, StreamRegistry
+from .timeline import timeline_ctx
 from .users import CredentialCache, count_users, create_user
 from .web import setup_templates
 
@@ -97,6 +98,9 @@ def create_app(
     # Plugin resources start after the database and stop before it.
     for ctx in flatten(pm.hook.archnest_cleanup_ctx(app=app)):
         app.cleanup_ctx.append(ctx)
+    # The timeline takes what the live state and the agents' reports record: up
+    # before them, closed (flushed) after them.
+    app.cleanup_ctx.append(timeline_ctx)
     app.cleanup_ctx.append(sources_ctx)
     app.cleanup_ctx.append(live_ctx)
     app.cleanup_ctx.append(stats_ctx)

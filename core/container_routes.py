@@ -29,6 +29,7 @@ from .openapi import Content, Param, operation
 from .query import flag
 from .resolve import SourceResolver, source_resolver, with_timeout
 from .stats_routes import make_history_handler
+from .timeline_routes import make_timeline_handler
 
 # Lists are serialised straight to JSON bytes by pydantic-core: a listing is the hottest
 # route (the page refreshes it for every host), and model_dump + json.dumps cost several
@@ -227,6 +228,7 @@ def add_container_routes(
     app.router.add_get(prefix + f"/containers/{ref}", get_container)
     app.router.add_get(prefix + f"/containers/{ref}/stats", container_stats)
     app.router.add_get(prefix + f"/containers/{ref}/stats/history", make_history_handler(resolve))
+    app.router.add_get(prefix + f"/containers/{ref}/timeline", make_timeline_handler(resolve))
     app.router.add_get(prefix + f"/containers/{ref}/logs", container_logs)
     app.router.add_get(prefix + f"/containers/{ref}/logs/download", download_container_logs)
     app.router.add_post(prefix + f"/containers/{ref}/{{action}}", container_action)

@@ -35,6 +35,7 @@ from .event_hub import HUB_KEY, EventHub
 from .keys import SETTINGS_KEY, SOURCES_KEY
 from .resolve import with_timeout
 from .sources import HostInfo, HostSource, NotSupported
+from .timeline import TIMELINE_KEY
 
 log = logging.getLogger("archnest.live")
 
@@ -89,6 +90,11 @@ def _shown(c: ContainerSummary) -> tuple[str, str, str | None]:
     """What a subscriber is told about: a status text like "Up 5 minutes" changes every
     minute and is not news by itself."""
     return c.state, c.name, _health(c.status)
+
+
+def _seen_shown(seen: tuple[str, str, str]) -> tuple[str, str, str | None]:
+    """:func:`_shown` of a stored (state, name, status)."""
+    return seen[0], seen[1], _health(seen[2])
 
 
 def container_event(c: ContainerSummary, action: str) -> dict[str, Any]:
@@ -150,7 +156,8 @@ class LiveState:
         self.enabled = settings.live
         self.hosts: dict[str, HostState] = {}
         self._others: dict[str, tuple[str, str | None]] = {}  # unwatched host -> status
-        self._snapshots: dict[str, dict[str, tuple[str, str, str | None]]] = {}
+        # Unwatched host -> container id -> (state, name, status) of its last data.
+        self._snapshots: dict[str, dict[str, tuple[str, str, str]]] = {}
         self._sweeper: asyncio.Task | None = None
         self.closed = False
         # Reports of hosts without events, by source (archnest_agent_reports_total).
@@ -268,6 +275,7 @@ class LiveState:
                 await asyncio.wait_for(events.aclose(), CLOSE_SECONDS)  # type: ignore[attr-defined]
 
     async def _read(self, state: HostState, events: AsyncIterator[dict[str, Any] | None]) -> None:
+        timeline = self.app.get(TIMELINE_KEY)
         async for event in events:
             if event is None:
                 continue
@@ -275,6 +283,8 @@ class LiveState:
             action = action.partition(":")[0].strip()
             if action not in STATE_ACTIONS:
                 continue
+            if timeline is not None:
+                timeline.record_engine_event(state.host_id, event)
             actor = event.get("Actor") or {}
             cid = str(actor.get("ID") or event.get("id") or "")
             if cid:
@@ -379,18 +389,29 @@ class LiveState:
     # ---- unwatched hosts ----------------------------------------------------------
     def publish_containers(self, host_id: str, rows: list[ContainerSummary]) -> None:
         """A host without an event stream has new data (an agent's report): tell the
-        subscribers what changed since its last data."""
+        subscribers what changed since its last data, and the timeline.
+
+        Called for every report (hundreds a second on a big fleet): a container that
+        did not change (the same state, name and status: statuses carry no durations)
+        costs one tuple comparison."""
         old = self._snapshots.get(host_id)
-        new = {c.id: _shown(c) for c in rows}
+        new = {c.id: (c.state, c.name, c.status) for c in rows}
         self._snapshots[host_id] = new
+        if old is not None and old == new:
+            return
+        timeline = self.app.get(TIMELINE_KEY)
+        if timeline is not None:
+            timeline.record_report_changes(host_id, old, new)
         if old is None and not self.hub.subscribers:
             return
         old = old or {}
         for c in rows:
             before = old.get(c.id)
-            if before != new[c.id]:
-                action = "create" if before is None else "update"
-                self.hub.publish("container", container_event(c, action))
+            if before is None:
+                self.hub.publish("container", container_event(c, "create"))
+            elif before != new[c.id] and _seen_shown(before) != _seen_shown(new[c.id]):
+                # A status text alone is not news (see _shown).
+                self.hub.publish("container", container_event(c, "update"))
         for cid in old.keys() - new.keys():
             self.hub.publish(
                 "container",

@@ -9,6 +9,8 @@ Every source ends here, so a container reads the same whichever way it was read:
   agent sends a trimmed copy) -> :func:`detail_dict_from_inspect` (plain dicts, for the
   agent's ingest hot path) and :func:`detail_from_inspect` (the model).
 - Engine API stats samples -> :func:`stats_from_engine`.
+- log output (the Engine API's frames and ``docker logs --timestamps`` print the same
+  lines) -> :class:`LogLineSplitter` / :func:`log_line_from_engine`.
 
 The choices that make the sources agree:
 
@@ -31,7 +33,7 @@ from typing import Any
 
 from pydantic import PrivateAttr
 
-from .containers import STATES, ContainerDetail, ContainerSummary, Port, Stats, iso_utc
+from .containers import STATES, ContainerDetail, ContainerSummary, LogLine, Port, Stats, iso_utc
 from .secrets import mask_env, masked_env_digests
 
 EnvMask = Callable[[Iterable[str] | None], list[dict]]
@@ -330,3 +332,69 @@ def stats_from_engine(stats: Mapping[str, Any] | None) -> Stats | None:
         block_write_bytes=write,
         pids=(stats.get("pids_stats") or {}).get("current"),
     )
+
+
+# ---- log lines --------------------------------------------------------------------------
+
+# Docker's --timestamps prefix: RFC 3339 with nanoseconds, then one space.
+_LOG_TS = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)) ")
+# The engine's own form: UTC with "Z" and nanoseconds; rendered without a datetime.
+_LOG_TS_UTC = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?Z ")
+
+
+def log_line_from_engine(
+    stream: str, raw: str, timestamps: bool, *, stamped: bool | None = None
+) -> LogLine:
+    """One line of Docker's log output (without its newline) as a :class:`LogLine`:
+    with ``timestamps`` its leading RFC 3339 time becomes ``ts`` (ISO 8601 UTC with
+    microseconds, as :func:`iso_utc` with ``fraction=True`` renders it). ``stamped``
+    (default: ``timestamps``) says the output carries that time: stamped output read
+    without ``timestamps`` loses the prefix and gets no ``ts``."""
+    text = raw.rstrip("\r")
+    ts = None
+    if timestamps if stamped is None else stamped:
+        m = _LOG_TS_UTC.match(text)
+        if m:
+            # What iso_utc(..., fraction=True) gives for it (microseconds, none if 0),
+            # at a fraction of the cost: a downloaded or searched log is 10^5+ lines.
+            whole, frac = m.groups()
+            micro = (frac or "")[:6].ljust(6, "0")
+            ts = f"{whole}.{micro}Z" if micro != "000000" else f"{whole}Z"
+            text = text[m.end() :]
+        else:
+            m = _LOG_TS.match(text)
+            if m:
+                ts, text = iso_utc(m.group(1), fraction=True), text[m.end() :]
+        if not timestamps:
+            ts = None
+    # Built from checked parts (a stream name, text, a rendered time): no validation.
+    return LogLine.model_construct(stream=stream, text=text, ts=ts)
+
+
+class LogLineSplitter:
+    """Docker's log output, received in pieces of any size per stream, as lines: a
+    piece may end inside a line or hold many. Feeding whole network reads instead of
+    reading line by line keeps a 100,000-line log to one await per read."""
+
+    def __init__(self, timestamps: bool, *, stamped: bool | None = None):
+        self.timestamps = timestamps
+        self.stamped = timestamps if stamped is None else stamped
+        self._buf: dict[str, str] = {}
+
+    def feed(self, stream: str, data: bytes) -> list[LogLine]:
+        text = self._buf.pop(stream, "") + data.decode("utf-8", errors="replace")
+        *complete, rest = text.split("\n")
+        if rest:
+            self._buf[stream] = rest
+        ts, stamped = self.timestamps, self.stamped
+        return [log_line_from_engine(stream, raw, ts, stamped=stamped) for raw in complete]
+
+    def flush(self, stream: str | None = None) -> list[LogLine]:
+        """The unfinished last line of ``stream`` (of every stream with None)."""
+        chosen = list(self._buf) if stream is None else [stream]
+        out = []
+        for name in chosen:
+            raw = self._buf.pop(name, "")
+            if raw:
+                out.append(log_line_from_engine(name, raw, self.timestamps, stamped=self.stamped))
+        return out

@@ -150,6 +150,8 @@ class Settings:
     record_input: bool = False
     recording_max_bytes: int = 50_000_000
     recording_retention_days: int = 90
+    # Container timeline entries (start, die, ...) are kept this many days (0: forever).
+    timeline_retention_days: int = 90
     # GET /metrics without credentials (docs/metrics.md: only on a trusted network).
     metrics_public: bool = False
     # The ARCHNEST_* values each plugin's typed settings are parsed from (strings, as in
@@ -210,6 +212,7 @@ class Settings:
             record_input=_env_bool(env, "ARCHNEST_RECORD_INPUT", False),
             recording_max_bytes=_env_int(env, "ARCHNEST_RECORDING_MAX_BYTES", 50_000_000, lo=1024),
             recording_retention_days=_env_int(env, "ARCHNEST_RECORDING_RETENTION_DAYS", 90, lo=0),
+            timeline_retention_days=_env_int(env, "ARCHNEST_TIMELINE_RETENTION_DAYS", 90, lo=0),
             metrics_public=_env_bool(env, "ARCHNEST_METRICS_PUBLIC", False),
             plugin_env={k: v for k, v in env.items() if k.startswith("ARCHNEST_")},
         )

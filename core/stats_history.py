@@ -241,10 +241,11 @@ async def history(
     return [{"t": _iso(r[0]), **dict(zip(POINT_FIELDS, r[1:], strict=True))} for r in rows[::step]]
 
 
-async def known_ids(engine: AsyncEngine, host_id: str, ref: str) -> str | None:
-    """The id of the container with this name or id (prefix) in the stored history, the
-    latest sampled first: history outlives the container."""
-    c = container_stats.c
+async def latest_id_of(engine: AsyncEngine, table: sa.Table, host_id: str, ref: str) -> str | None:
+    """The id of the container with this name or id (prefix) among ``table``'s rows (it
+    has host_id, container_id, name and t), the latest first: what is stored of a
+    container outlives it."""
+    c = table.c
     async with engine.connect() as conn:
         row = (
             await conn.execute(
@@ -260,6 +261,11 @@ async def known_ids(engine: AsyncEngine, host_id: str, ref: str) -> str | None:
     return row[0] if row else None
 
 
+async def known_ids(engine: AsyncEngine, host_id: str, ref: str) -> str | None:
+    """The container ``ref`` in the stored stats history."""
+    return await latest_id_of(engine, container_stats, host_id, ref)
+
+
 __all__ = [
     "RANGES",
     "TIERS",
@@ -270,5 +276,6 @@ __all__ = [
     "history",
     "insert_samples",
     "known_ids",
+    "latest_id_of",
     "sample_row",
 ]

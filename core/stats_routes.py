@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .containers import validate_ref
 from .errors import BadRequest, NotFound
@@ -38,9 +39,19 @@ def _match(ref: str, cid: str, name: str) -> bool:
     return cid == ref or name == ref or (len(ref) >= 4 and cid.startswith(ref))
 
 
-async def container_id(app: web.Application, source: HostSource, key: str, ref: str) -> str:
+StoredIds = Callable[[AsyncEngine, str, str], Awaitable[str | None]]
+
+
+async def container_id(
+    app: web.Application,
+    source: HostSource,
+    key: str,
+    ref: str,
+    stored: StoredIds = known_ids,
+) -> str:
     """The id of the container ``ref`` (name or id): from the live cache, else a listing
-    of the host, else the stored history (a container that is gone keeps its history).
+    of the host, else what is stored of it (``stored``: the stats history by default; a
+    container that is gone keeps its history).
     A name is resolved to the container that has it now: a recreated container (same
     name, new id) starts a new history."""
     host_id = source.host_id(key)
@@ -57,10 +68,10 @@ async def container_id(app: web.Application, source: HostSource, key: str, ref: 
     for cid, name in candidates:
         if _match(ref, cid, name.lstrip("/")):
             return cid
-    stored = await known_ids(app[DB_KEY].engine, host_id, ref)
-    if stored is None:
+    found = await stored(app[DB_KEY].engine, host_id, ref)
+    if found is None:
         raise NotFound(f"no container {ref!r} on host {host_id!r}", code="unknown_container")
-    return stored
+    return found
 
 
 def make_history_handler(

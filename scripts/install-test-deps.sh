@@ -34,6 +34,8 @@ have_cmd chromium || missing+=(chromium)
 have_postgres || missing+=(postgresql)
 have_cmd shellcheck || missing+=(shellcheck)
 have_cmd ip || missing+=(iproute2)
+# Two replicas behind a load balancer (tests/replicas).
+[[ -x /usr/sbin/haproxy ]] || have_cmd haproxy || missing+=(haproxy)
 
 if ((${#missing[@]} == 0)); then
     echo "install-test-deps.sh: everything is already installed"

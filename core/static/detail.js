@@ -11,6 +11,7 @@ import { initDiff } from "./diff.js";
 import { loadLogs, stopLogs } from "./logs.js";
 import { installStats, loadStats } from "./stats.js";
 import { installHistory } from "./stats_history.js";
+import { installTimeline } from "./timeline.js";
 import { stopTerminals } from "./terminal.js";
 
 const openTabs = new Map(); // "host/ref" -> {host, ref, tab, wrap, panel}
@@ -134,6 +135,7 @@ export function initDetail() {
   initDiff();
   installStats(workspace);
   installHistory(workspace);
+  installTimeline(workspace);
 
   document.addEventListener("click", (e) => {
     const opener = e.target.closest(".open-container");

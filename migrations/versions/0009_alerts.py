@@ -1,7 +1,7 @@
 """core: alerting (notification channels, rules, alerts)
 
 Revision ID: core_0009
-Revises: core_0007
+Revises: core_0008
 Create Date: 2026-12-01
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "core_0009"
-down_revision = "core_0007"
+down_revision = "core_0008"
 branch_labels = None
 depends_on = None
 

@@ -29,6 +29,7 @@ from archnest import (
     HostInfo,
     HostSource,
     LogLine,
+    LogLineSplitter,
     LogOptions,
     NotFound,
     Stats,
@@ -43,9 +44,11 @@ from archnest.ssh import SSH_POOL_KEY, PooledProcess, SshPool, SshResult
 from . import commands
 from .engine import EngineFastPath
 from .events import Event, watch_events
-from .parse import make_line, merge_logs, parse_ps, parse_stats, split_timestamp
+from .parse import merge_logs, parse_ps, parse_stats
 from .settings import DockerSshSettings
 from .targets import docker_targets
+
+READ_CHUNK = 65536  # bytes of a log stream read at once
 
 CAPABILITIES = Capabilities(manage=True, exec=True, logs=True, stats=True, events=True)
 _CONFLICT_HINTS = (
@@ -309,15 +312,22 @@ class SshDockerSource(HostSource):
             until=options.until,
             follow=follow,
         )
-        queue: asyncio.Queue[LogLine | None] = asyncio.Queue(maxsize=1000)
+        # Batches of lines, not lines: one read of the channel (up to 64 KiB, hundreds
+        # of lines) costs one await here and one in the consumer. The bound (batches)
+        # holds a slow reader's backlog to a few MiB per stream.
+        queue: asyncio.Queue[list[LogLine] | None] = asyncio.Queue(maxsize=32)
+        # commands.logs always asks for --timestamps (merged reads sort by them).
+        splitter = LogLineSplitter(options.timestamps, stamped=True)
 
         async def pump(reader, stream: str) -> None:  # type: ignore[no-untyped-def]
             try:
-                async for raw in reader:
-                    if not raw:
-                        continue  # the reader's end, not a line
-                    ts, text = split_timestamp(raw.decode(errors="replace").rstrip("\n"))
-                    await queue.put(make_line(stream, ts if options.timestamps else None, text))
+                while data := await reader.read(READ_CHUNK):
+                    lines = splitter.feed(stream, data)
+                    if lines:
+                        await queue.put(lines)
+                rest = splitter.flush(stream)
+                if rest:
+                    await queue.put(rest)
             finally:
                 await queue.put(None)
 
@@ -331,11 +341,12 @@ class SshDockerSource(HostSource):
             try:
                 open_streams = 2
                 while open_streams:
-                    line = await queue.get()
-                    if line is None:
+                    batch = await queue.get()
+                    if batch is None:
                         open_streams -= 1
                     else:
-                        yield line
+                        for line in batch:
+                            yield line
             finally:
                 for t in tasks:
                     t.cancel()

@@ -7,19 +7,16 @@ stream, reported as stdout.
 
 from __future__ import annotations
 
-import re
 import struct
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiodocker
 import aiohttp
-from archnest import LogLine, LogOptions, iso_utc
+from archnest import LogLine, LogLineSplitter, LogOptions
 
 _HEADER = struct.Struct(">BxxxL")
 _STREAMS = {1: "stdout", 2: "stderr"}
-# Docker's --timestamps prefix: RFC 3339 with nanoseconds, then one space.
-_TS = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)) ")
 
 
 def log_params(options: LogOptions, follow: bool) -> dict[str, Any]:
@@ -35,51 +32,6 @@ def log_params(options: LogOptions, follow: bool) -> dict[str, Any]:
     if options.until is not None:
         params["until"] = str(options.until)
     return params
-
-
-# The engine's own form: UTC with "Z" and nanoseconds; rendered without a datetime.
-_TS_UTC = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?Z ")
-
-
-def to_line(stream: str, raw: str, timestamps: bool) -> LogLine:
-    text = raw.rstrip("\r")
-    ts = None
-    if timestamps:
-        m = _TS_UTC.match(text)
-        if m:
-            # What iso_utc(..., fraction=True) gives for it (microseconds, none if 0),
-            # at a fraction of the cost: a downloaded or searched log is 10^5+ lines.
-            whole, frac = m.groups()
-            micro = (frac or "")[:6].ljust(6, "0")
-            ts = f"{whole}.{micro}Z" if micro != "000000" else f"{whole}Z"
-            text = text[m.end() :]
-        else:
-            m = _TS.match(text)
-            if m:
-                # Same form as every source's log times: ISO 8601 UTC, microseconds.
-                ts, text = iso_utc(m.group(1), fraction=True), text[m.end() :]
-    # Built from checked parts (a stream name, text, a rendered time): no validation.
-    return LogLine.model_construct(stream=stream, text=text, ts=ts)
-
-
-class LineSplitter:
-    """Reassembles lines per stream: frames may split a line or hold several."""
-
-    def __init__(self, timestamps: bool):
-        self.timestamps = timestamps
-        self._buf: dict[str, str] = {}
-
-    def feed(self, stream: str, data: bytes) -> list[LogLine]:
-        text = self._buf.pop(stream, "") + data.decode("utf-8", errors="replace")
-        *complete, rest = text.split("\n")
-        if rest:
-            self._buf[stream] = rest
-        return [to_line(stream, raw, self.timestamps) for raw in complete]
-
-    def flush(self) -> list[LogLine]:
-        out = [to_line(s, raw, self.timestamps) for s, raw in self._buf.items() if raw]
-        self._buf.clear()
-        return out
 
 
 async def read_frames(
@@ -141,7 +93,7 @@ async def stream_lines(
         finished = False
         try:
             yield None
-            splitter = LineSplitter(options.timestamps)
+            splitter = LogLineSplitter(options.timestamps)
             frames = read_frames(response, tty)
             try:
                 async for stream, data in frames:

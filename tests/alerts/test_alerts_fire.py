@@ -169,3 +169,47 @@ async def test_agent_stale_fires_and_a_snoozed_rule_stays_quiet(
     assert run.rc == 0, run.stderr
     await receiver.wait_for(lambda: receiver.notices("resolved"), 10)
     assert [n["rule"]["id"] for n in receiver.notices("resolved")] == [rule["id"]]
+
+
+async def test_restart_loop_fires_from_the_timeline(
+    archnest_client: TestClient,
+    admin_headers: dict[str, str],
+    receiver: Receiver,
+    testenv_docker: TestEnv,
+) -> None:
+    client, h, env = archnest_client, admin_headers, testenv_docker
+    await add_engine(client, h, engine_body(env, "unix", name="alerts-engine"))
+    channel = await add_channel(client, h, receiver)
+    rule = await add_rule(
+        client, h, kind="restart_loop", threshold=3, for_seconds=60, channels=[channel]
+    )
+    steady = f"al-steady-{secrets.token_hex(3)}"
+    env.run_container(steady, ["sleep", "3600"], extra_args=["--restart", "always"])
+    name = f"al-loop-{secrets.token_hex(3)}"
+    # Exits at once; the engine starts it again after 0.1, 0.2, 0.4, 0.8 s...
+    env.run_container(name, ["sh", "-c", "exit 1"], extra_args=["--restart", "always"])
+    [firing] = await receiver.wait_for(lambda: receiver.notices("firing", name), 20)
+    assert firing["rule"]["id"] == rule["id"]
+    assert "restarted" in firing["message"] and "in the last 60 s" in firing["message"]
+    await asyncio.sleep(2 * INTERVAL)
+    assert len(receiver.notices("firing")) == 1  # one row, one notice; steady is quiet
+
+
+async def test_oom_kill_fires(
+    archnest_client: TestClient,
+    admin_headers: dict[str, str],
+    receiver: Receiver,
+    testenv_docker: TestEnv,
+) -> None:
+    client, h, env = archnest_client, admin_headers, testenv_docker
+    await add_engine(client, h, engine_body(env, "unix", name="alerts-engine"))
+    channel = await add_channel(client, h, receiver)
+    await add_rule(client, h, kind="oom", channels=[channel])
+    name = f"al-oom-{secrets.token_hex(3)}"
+    # A shell that reads 64 MiB into one variable under a 16 MiB limit (no swap).
+    hog = "sleep 1; x=$(head -c 67108864 /dev/zero | tr '\\000' a); sleep 3600"
+    env.run_container(
+        name, ["sh", "-c", hog], extra_args=["--memory", "16m", "--memory-swap", "16m"]
+    )
+    [firing] = await receiver.wait_for(lambda: receiver.notices("firing", name), 20)
+    assert "lack of memory" in firing["message"], firing

@@ -19,10 +19,11 @@ import pytest
 from aiohttp.test_utils import TestClient
 from archnest import Settings, Stats
 
-from tests.agent.conftest import TOKEN, agent_env, run_agent
+from tests.agent.conftest import TOKEN
 from tests.docker_tcp.conftest import add_engine, engine_body
 from tests.ssh.conftest import target_payload
 from tests.testenv import TestEnv
+from tests.three_sources import add_docker_and_ssh, agent_report
 
 MEM_LIMIT = 64 * 1024 * 1024
 STATS_FIELDS = set(Stats.model_fields)
@@ -52,22 +53,8 @@ async def _three_hosts(
     client: TestClient, h: dict[str, str], env: TestEnv, tag: str
 ) -> dict[str, str]:
     """The same dockerd as a docker, an ssh and an agent host: source -> host id."""
-    engine = await add_engine(client, h, engine_body(env, "unix", name=f"{tag}-engine"))
-    body = target_payload(env, env.ssh_target, "key", name=f"{tag}-ssh", docker=True)
-    resp = await client.post("/api/ssh/targets", json=body, headers=h)
-    assert resp.status == 201, await resp.text()
-    target = (await resp.json())["id"]
-    run = await run_agent(
-        "--once",
-        env=agent_env(
-            env.docker_cli_env(),
-            ARCHNEST_URL=f"http://127.0.0.1:{client.server.port}",
-            ARCHNEST_AGENT_TOKEN=TOKEN,
-            ARCHNEST_AGENT_HOSTNAME=f"{tag}-agent",
-        ),
-    )
-    assert run.rc == 0, run.stderr
-    return {"docker": f"docker:{engine}", "ssh": f"ssh:{target}", "agent": f"agent:{tag}-agent"}
+    docker, ssh = await add_docker_and_ssh(client, h, env, tag)
+    return {"docker": docker, "ssh": ssh, "agent": await agent_report(client, env, f"{tag}-agent")}
 
 
 async def test_detail_without_stats_and_the_sample_apart(

@@ -33,10 +33,11 @@ from archnest.projects import (
 )
 from archnest.sources import Capabilities, HostInfo, HostSource
 
-from tests.agent.conftest import TOKEN, agent_env, run_agent
+from tests.agent.conftest import TOKEN
 from tests.docker_tcp.conftest import add_engine, engine_body
 from tests.ssh.conftest import target_payload
 from tests.testenv import TestEnv
+from tests.three_sources import agent_report
 
 # Ends at once on SIGTERM (a plain `sleep` as PID 1 ignores it and waits out the grace).
 QUICK_STOP = ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"]
@@ -290,17 +291,8 @@ async def test_agent_hosts_are_read_only_and_skipped(
 ) -> None:
     client, env, name = archnest_client, testenv, project["name"]
     engine = await add_engine(client, admin_headers, engine_body(env, "unix", name="p-engine"))
-    docker_host, agent_host = f"docker:{engine}", f"agent:projects-{secrets.token_hex(3)}"
-    run = await run_agent(
-        "--once",
-        env=agent_env(
-            env.docker_cli_env(),
-            ARCHNEST_URL=f"http://127.0.0.1:{client.server.port}",
-            ARCHNEST_AGENT_TOKEN=TOKEN,
-            ARCHNEST_AGENT_HOSTNAME=agent_host.partition(":")[2],
-        ),
-    )
-    assert run.rc == 0, run.stderr
+    docker_host = f"docker:{engine}"
+    agent_host = await agent_report(client, env, f"projects-{secrets.token_hex(3)}")
 
     p = await _project_when(client, admin_headers, name, "running", [docker_host, agent_host])
     assert p["read_only"] is False

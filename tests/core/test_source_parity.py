@@ -22,10 +22,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 from archnest import MASK, SOURCES_KEY, ContainerSummary, Settings
 
-from tests.agent.conftest import TOKEN, agent_env, run_agent
-from tests.docker_tcp.conftest import add_engine, engine_body
-from tests.ssh.conftest import target_payload
+from tests.agent.conftest import TOKEN
 from tests.testenv import TestEnv
+from tests.three_sources import add_docker_and_ssh, agent_report
 
 SUMMARY_FIELDS = tuple(ContainerSummary.model_fields)
 SECRETS = {
@@ -109,26 +108,12 @@ async def test_one_container_reads_the_same_through_every_source(
         await _wait_healthy(env, name)
 
         # The three sources, all on the same dockerd.
-        engine = await add_engine(client, h, engine_body(env, "unix", name="parity-engine"))
-        body = target_payload(env, env.ssh_target, "key", name="parity-ssh", docker=True)
-        resp = await client.post("/api/ssh/targets", json=body, headers=h)
-        assert resp.status == 201, await resp.text()
-        target = (await resp.json())["id"]
+        docker_host, ssh_host = await add_docker_and_ssh(client, h, env, "parity")
         agent_host = "parity-agent"
-        run = await run_agent(
-            "--once",
-            env=agent_env(
-                env.docker_cli_env(),
-                ARCHNEST_URL=f"http://127.0.0.1:{client.server.port}",
-                ARCHNEST_AGENT_TOKEN=TOKEN,
-                ARCHNEST_AGENT_HOSTNAME=agent_host,
-            ),
-        )
-        assert run.rc == 0, run.stderr
         hosts = {
-            "docker": f"docker:{engine}",
-            "ssh": f"ssh:{target}",
-            "agent": f"agent:{agent_host}",
+            "docker": docker_host,
+            "ssh": ssh_host,
+            "agent": await agent_report(client, env, agent_host),
         }
 
         ssh_source = client.app[SOURCES_KEY]["ssh"]
@@ -150,7 +135,7 @@ async def test_one_container_reads_the_same_through_every_source(
         ssh_source.engine.enabled = False
         for suffix in ("?all=1", ""):
             key = "ssh cli" + (" running" if not suffix else "")
-            lists[key] = await _get(client, h, f"/api/hosts/ssh:{target}/containers{suffix}")
+            lists[key] = await _get(client, h, f"/api/hosts/{ssh_host}/containers{suffix}")
         assert ssh_source.cli_runs == cli_runs + 2 and ssh_source.engine.requests == streamed
 
         # List rows: equal field by field, whichever source (and path) read them.

@@ -6,9 +6,9 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from archnest import LogOptions, summary_from_engine_list
+from archnest import LogLineSplitter, LogOptions, summary_from_engine_list
 from archnest_docker_tcp.client import EngineConfig, validate_url
-from archnest_docker_tcp.logs import LineSplitter, log_params
+from archnest_docker_tcp.logs import log_params
 from archnest_docker_tcp.tlsconf import TlsMaterialError, build_ssl_context, client_cert_problem
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -48,7 +48,7 @@ def test_engine_config_repr_hides_key_material() -> None:
 
 
 def test_line_splitter_reassembles_split_frames_per_stream() -> None:
-    s = LineSplitter(timestamps=True)
+    s = LogLineSplitter(timestamps=True)
     ts = "2024-01-02T03:04:05.123456789Z"
     assert s.feed("stdout", f"{ts} hel".encode()) == []
     assert s.feed("stderr", f"{ts} boom\n".encode())[0].stream == "stderr"
@@ -58,6 +58,14 @@ def test_line_splitter_reassembles_split_frames_per_stream() -> None:
     (last,) = s.flush()
     assert (last.text, last.stream) == ("next", "stdout")
     assert s.flush() == []
+
+
+def test_line_splitter_cuts_the_stamp_of_stamped_output_when_no_time_is_wanted() -> None:
+    # The ssh source always reads with --timestamps; a read without them gets no ts and
+    # no prefix. A line without a stamp is kept whole.
+    s = LogLineSplitter(timestamps=False, stamped=True)
+    lines = s.feed("stdout", b"2024-01-02T03:04:05.000000000Z a\nplain b\n")
+    assert [(ln.text, ln.ts) for ln in lines] == [("a", None), ("plain b", None)]
 
 
 def test_log_params() -> None:

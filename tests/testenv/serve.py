@@ -72,6 +72,7 @@ class ServedApp:
         log_path: Path | None = None,
         log_level: str = "WARNING",
         stop_timeout: float = 30,
+        prepare: bool = True,
     ) -> None:
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="archnest-served-")
         self.env = {
@@ -83,6 +84,8 @@ class ServedApp:
             **(env or {}),
         }
         self.log_path, self.log_level, self.stop_timeout = log_path, log_level, stop_timeout
+        # False: another replica on the same database migrated it and made the admin.
+        self.prepare = prepare
         self.proc: subprocess.Popen | None = None
         self.base = ""
         self.headers: dict[str, str] = {}
@@ -94,9 +97,10 @@ class ServedApp:
         return done.stdout.strip()
 
     async def __aenter__(self) -> ServedApp:
-        self._cli("db", "upgrade")
-        self._cli("user", "add", USER, "--admin", "--password-stdin", stdin=PASSWORD + "\n")
-        self.headers = {"Authorization": "Bearer " + self._cli("token", "create", USER)}
+        if self.prepare:
+            self._cli("db", "upgrade")
+            self._cli("user", "add", USER, "--admin", "--password-stdin", stdin=PASSWORD + "\n")
+            self.headers = {"Authorization": "Bearer " + self._cli("token", "create", USER)}
         port = free_port()
         out = self.log_path.open("wb") if self.log_path else subprocess.DEVNULL
         try:
