@@ -40,6 +40,8 @@ from .timeline import events_since, exit_code_of
 Active = dict[tuple[str, str], str]
 PROJECT_LABEL = "com.docker.compose.project"
 OOM_WINDOW = 300
+# Seconds a container's latest stats sample may be late beyond three intervals.
+SAMPLE_SLACK = 30
 HOST_KINDS = frozenset({"host_down", "agent_stale"})
 CONTAINER_KINDS = frozenset(
     {"container_exited", "unhealthy", "restart_loop", "oom", "cpu_above", "mem_above"}
@@ -147,7 +149,10 @@ async def stats_above(app: web.Application, rule: Rule, fleet: Fleet) -> Active:
     threshold = rule.threshold if rule.threshold is not None else 90.0
     interval = app[SETTINGS_KEY].stats_interval
     at = datetime.now(UTC)
-    since = at - timedelta(seconds=rule.for_seconds + 3 * interval)
+    # A host's containers are sampled one after another (1-2 s each), so a busy host's
+    # samples come less often than the interval: an older latest sample still counts.
+    stale = 3 * interval + SAMPLE_SLACK
+    since = at - timedelta(seconds=rule.for_seconds + stale)
     c = container_stats.c
     stmt = (
         sa.select(
@@ -159,15 +164,16 @@ async def stats_above(app: web.Application, rule: Rule, fleet: Fleet) -> Active:
     async with app[DB_KEY].engine.connect() as conn:
         rows = list(await conn.execute(stmt))
     series: dict[tuple[str, str], list[tuple[datetime, float]]] = defaultdict(list)
-    for r in rows:
+    # Row.t would be the row's own tuple helper: unpacked by position instead.
+    for host_id, container_id, t, cpu, mem_usage, mem_limit in rows:
         if rule.kind == "cpu_above":
-            value = r.cpu_percent
-        elif r.mem_usage_bytes is not None and r.mem_limit_bytes:
-            value = 100.0 * r.mem_usage_bytes / r.mem_limit_bytes
+            value = cpu
+        elif mem_usage is not None and mem_limit:
+            value = 100.0 * mem_usage / mem_limit
         else:
             value = None
         if value is not None:
-            series[(r.host_id, r.container_id)].append((utc(r.t), value))  # type: ignore[arg-type]
+            series[(host_id, container_id)].append((utc(t), value))  # type: ignore[arg-type]
     containers = fleet.by_id()
     what = "CPU" if rule.kind == "cpu_above" else "memory"
     out: Active = {}
@@ -176,7 +182,7 @@ async def stats_above(app: web.Application, rule: Rule, fleet: Fleet) -> Active:
         if c is None or c.state != "running" or not container_in_scope(rule, c):
             continue
         latest_t, latest = points[-1]
-        if (at - latest_t).total_seconds() > 3 * interval or latest <= threshold:
+        if (at - latest_t).total_seconds() > stale or latest <= threshold:
             continue
         held_since = latest_t
         for t, value in reversed(points):

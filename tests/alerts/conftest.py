@@ -20,6 +20,13 @@ from archnest import Settings
 SECRET = "hook-secret-for-tests"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "stats_every_second: the app samples stats every second (ARCHNEST_STATS_INTERVAL=1)",
+    )
+
+
 @dataclass
 class Received:
     path: str

@@ -29,8 +29,10 @@ EXIT_ONCE = "if [ -f /ran-once ]; then exec sleep 3600; fi; touch /ran-once; sle
 
 
 @pytest.fixture
-def archnest_settings(archnest_settings: Settings) -> Settings:
+def archnest_settings(archnest_settings: Settings, request: pytest.FixtureRequest) -> Settings:
     settings = archnest_settings
+    if request.node.get_closest_marker("stats_every_second"):
+        settings.stats_interval = 1.0
     settings.plugin_env["ARCHNEST_AGENT_TOKEN"] = TOKEN
     settings.plugin_env["ARCHNEST_AGENT_STALE_SECONDS"] = "2"
     return settings
@@ -213,3 +215,39 @@ async def test_oom_kill_fires(
     )
     [firing] = await receiver.wait_for(lambda: receiver.notices("firing", name), 20)
     assert "lack of memory" in firing["message"], firing
+
+
+@pytest.mark.stats_every_second
+async def test_cpu_and_memory_above_fire_from_the_stats_history(
+    archnest_client: TestClient,
+    admin_headers: dict[str, str],
+    receiver: Receiver,
+    testenv_docker: TestEnv,
+) -> None:
+    client, h, env = archnest_client, admin_headers, testenv_docker
+    await add_engine(client, h, engine_body(env, "unix", name="alerts-engine"))
+    channel = await add_channel(client, h, receiver)
+    cpu = await add_rule(
+        client, h, kind="cpu_above", threshold=2, for_seconds=2, channels=[channel]
+    )
+    mem = await add_rule(
+        client, h, kind="mem_above", threshold=25, for_seconds=0, channels=[channel]
+    )
+    spin = f"al-spin-{secrets.token_hex(3)}"
+    env.run_container(spin, ["sh", "-c", "while :; do :; done"])
+    fat = f"al-fat-{secrets.token_hex(3)}"
+    # Holds 24 MiB in a shell variable under a 64 MiB limit (about 38 %), idle otherwise.
+    # The loop keeps the shell (a last plain command would replace it, and free x).
+    hold = "x=$(head -c 25165824 /dev/zero | tr '\\000' a); while :; do sleep 3600; done"
+    env.run_container(fat, ["sh", "-c", hold], extra_args=["--memory", "64m"])
+    [hot] = await receiver.wait_for(lambda: receiver.notices("firing", spin), 40)
+    assert hot["rule"]["id"] == cpu["id"] and "CPU" in hot["message"], hot
+    [big] = await receiver.wait_for(lambda: receiver.notices("firing", fat), 40)
+    assert big["rule"]["id"] == mem["id"] and "memory" in big["message"], big
+    # Neither the idle one nor the spinner is over the other rule.
+    assert [n["rule"]["id"] for n in receiver.notices(container=fat)] == [mem["id"]]
+    assert mem["id"] not in [n["rule"]["id"] for n in receiver.notices(container=spin)]
+    # Both stay above: no flapping between firing and resolved as samples come and go.
+    await asyncio.sleep(4)
+    assert receiver.notices("resolved") == [], receiver.notices("resolved")
+    assert len(receiver.notices("firing")) == 2
