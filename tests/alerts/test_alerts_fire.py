@@ -251,3 +251,31 @@ async def test_cpu_and_memory_above_fire_from_the_stats_history(
     await asyncio.sleep(4)
     assert receiver.notices("resolved") == [], receiver.notices("resolved")
     assert len(receiver.notices("firing")) == 2
+
+
+async def test_host_down_fires_and_holds_for_seconds(
+    archnest_client: TestClient,
+    admin_headers: dict[str, str],
+    viewer_headers: dict[str, str],
+    receiver: Receiver,
+    testenv_docker: TestEnv,
+) -> None:
+    client, h, env = archnest_client, admin_headers, testenv_docker
+    up = await add_engine(client, h, engine_body(env, "unix", name="engine-up"))
+    # A closed loopback port: the engine never answers.
+    resp = await client.post(
+        "/api/docker/hosts", json={"name": "engine-down", "url": "tcp://127.0.0.1:1"}, headers=h
+    )
+    assert resp.status == 201, await resp.text()
+    down = (await resp.json())["id"]
+    channel = await add_channel(client, h, receiver)
+    added = time.monotonic()
+    rule = await add_rule(client, h, kind="host_down", for_seconds=3, channels=[channel])
+    [firing] = await receiver.wait_for(lambda: receiver.notices("firing"), 15)
+    assert time.monotonic() - added >= 3  # the condition held for for_seconds first
+    assert firing["host_id"] == f"docker:{down}" and firing["container"] is None
+    assert "engine-down" in firing["message"] and firing["rule"]["id"] == rule["id"]
+    await asyncio.sleep(2 * INTERVAL)
+    rows = await alerts_of(client, viewer_headers)
+    assert [r["host_id"] for r in rows] == [f"docker:{down}"]  # not the engine that answers
+    assert f"docker:{up}" not in {n["host_id"] for n in receiver.notices()}
