@@ -27,6 +27,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -67,11 +68,43 @@ SAMPLE = Stats(
 
 
 class InstantSource(HostSource):
+    """Answers at once, with what an engine answers: the one-shot document (the path
+    the collector takes for docker and ssh hosts), its CPU counters moving on."""
+
     name = "docker"
     capabilities = Capabilities(stats=True, events=True)
 
+    def __init__(self) -> None:
+        self.calls = 0
+
     async def stats(self, key: str, ref: str) -> Stats | None:
         return SAMPLE
+
+    async def stats_sample(self, key: str, ref: str) -> dict[str, Any] | None:
+        self.calls += 1
+        n = self.calls
+        return {
+            "read": "2026-12-01T09:00:00.000000000Z",
+            "pids_stats": {"current": 12},
+            "cpu_stats": {
+                "cpu_usage": {"total_usage": 10_000_000 * n},
+                "system_cpu_usage": 2_000_000_000 * n,
+                "online_cpus": 2,
+            },
+            "precpu_stats": {"cpu_usage": {"total_usage": 0}},
+            "memory_stats": {
+                "usage": 300_000_000,
+                "limit": 2**31,
+                "stats": {"inactive_file": 8_000_000},
+            },
+            "networks": {"eth0": {"rx_bytes": 987_654_321 + n, "tx_bytes": 123_456_789 + n}},
+            "blkio_stats": {
+                "io_service_bytes_recursive": [
+                    {"major": 8, "minor": 0, "op": "read", "value": 55_555_555},
+                    {"major": 8, "minor": 0, "op": "write", "value": 66_666_666},
+                ]
+            },
+        }
 
 
 async def _database(url: str) -> Database:

@@ -53,6 +53,7 @@ from .normalise import (
     log_line_from_engine,
     normalise_state,
     ports_from_inspect,
+    stats_between,
     stats_from_engine,
     summary_from_engine_list,
 )
@@ -139,6 +140,7 @@ __all__ = [
     "record_stats",
     "require_json",
     "source_resolver",
+    "stats_between",
     "stats_from_engine",
     "summary_from_engine_list",
     "utcnow",

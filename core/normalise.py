@@ -334,6 +334,39 @@ def stats_from_engine(stats: Mapping[str, Any] | None) -> Stats | None:
     )
 
 
+def cpu_counters(sample: Mapping[str, Any]) -> tuple[int, int] | None:
+    """(container CPU time, system CPU time) of an Engine stats document, in ns."""
+    try:
+        cpu = sample["cpu_stats"]
+        return int(cpu["cpu_usage"]["total_usage"]), int(cpu["system_cpu_usage"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def stats_between(sample: Mapping[str, Any], previous: tuple[int, int] | None) -> Stats | None:
+    """A one-shot Engine stats document (no ``precpu_stats``) as :class:`Stats`, its CPU
+    share measured since ``previous`` (:func:`cpu_counters` of the container's previous
+    sample): what ``docker stats`` computes over its one second, here over the time
+    between two samples. Without ``previous`` the CPU share is unknown (None), not the
+    container's lifetime average. A document that has ``precpu_stats`` (an engine
+    older than API 1.41 ignores ``one-shot`` and waits for the second reading) is read
+    as :func:`stats_from_engine` reads it."""
+    pre = sample.get("precpu_stats") or {}
+    if pre.get("system_cpu_usage"):
+        return stats_from_engine(sample)
+    if previous is None:
+        stats = stats_from_engine(sample)
+        if stats is not None:
+            stats.cpu_percent = None
+        return stats
+    total, system = previous
+    filled = {
+        **sample,
+        "precpu_stats": {"cpu_usage": {"total_usage": total}, "system_cpu_usage": system},
+    }
+    return stats_from_engine(filled)
+
+
 # ---- log lines --------------------------------------------------------------------------
 
 # Docker's --timestamps prefix: RFC 3339 with nanoseconds, then one space.

@@ -155,6 +155,17 @@ class HostSource:
         never waits for a sample."""
         raise NotSupported(f"source {self.name!r} has no stats")
 
+    async def stats_sample(self, key: str, ref: str) -> dict[str, Any] | None:
+        """The engine's own stats document of container ``ref`` taken at once, without
+        the second CPU reading :meth:`stats` waits for (Engine API
+        ``/containers/{id}/stats?stream=false&one-shot=true``), as the engine gives it
+        (for a container that stopped meanwhile, a document without processes). For
+        the stats collector, which computes the CPU share from two of its own
+        consecutive samples (``archnest.stats_between``): a sample then costs the
+        engine milliseconds instead of a second or two. Sources that cannot raise
+        ``NotSupported``, and the collector calls :meth:`stats` instead."""
+        raise NotSupported(f"source {self.name!r} has no one-shot stats")
+
     def events(self, key: str) -> AsyncIterator[dict[str, Any] | None]:
         """Async generator over the host's container events, for sources with
         ``capabilities.events``: ``None`` once subscribed (the core lists the host after

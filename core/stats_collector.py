@@ -5,11 +5,16 @@ retention (core/stats_history.py).
 Docker and ssh hosts (sources with ``events`` and ``stats``) are taken from the live
 state's cache, not listed again. A round starts one task per host that goes through the
 host's running containers one after another, so a host never has more than one sample
-in flight, and at most :data:`CONCURRENCY` samples run at once overall. A host whose
-previous round has not finished (a slow host, or more running containers than fit in
-one interval: a sample takes the engine about one to two seconds) is skipped this round:
-it delays only itself and is sampled less often. A failed sample is logged at debug and
-skipped. Samples are written with one executemany per round.
+in flight, and at most :data:`CONCURRENCY` samples run at once overall. A sample is the
+engine's one-shot document (``HostSource.stats_sample``), its CPU share measured since
+the container's previous sample (the first sample of a container has none): it waits
+for one of the engine's stats ticks (dockerd collects once a second), where the full
+sample (``HostSource.stats``, what ``docker stats`` shows) waits for two. Sources
+without one-shot samples (or an ssh host without its Engine API stream) get the full
+sample. A host whose previous round has not
+finished (a slow host, or more running containers than fit in one interval) is skipped
+this round: it delays only itself and is sampled less often. A failed sample is logged
+at debug and skipped. Samples are written with one executemany per round.
 
 With several replicas on PostgreSQL, only the holder of an advisory lock samples docker
 and ssh hosts (otherwise each replica would sample every container); agent samples are
@@ -25,6 +30,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 from aiohttp import web
 
@@ -32,12 +38,16 @@ from .containers import Stats
 from .keys import DB_KEY, SETTINGS_KEY
 from .leader import LeaderLock
 from .live import LIVE_KEY, HostState
+from .normalise import cpu_counters, stats_between
+from .sources import NotSupported
 from .stats_history import apply_retention, downsample, insert_samples, sample_row
 
 log = logging.getLogger("archnest.stats")
 
 CONCURRENCY = 8
 MAINTENANCE_SECONDS = 300.0  # downsampling and retention
+# A host whose source had no one-shot sample is tried again with one after this long.
+ONE_SHOT_RETRY = 300.0
 # "stats" in ASCII: the advisory lock key of the sampling replica.
 LEADER_LOCK = 0x7374617473
 # Pending rows kept when the database is away (then the oldest are dropped).
@@ -56,6 +66,10 @@ class StatsCollector:
         self.pending: list[dict] = []
         self.latest: Latest = {}
         self.agent_last: dict[str, float] = {}
+        # Per host: the CPU counters of its containers' previous one-shot samples, and
+        # until when the host is sampled the slow way (its source had no one-shot).
+        self.cpu_seen: dict[str, dict[str, tuple[int, int]]] = {}
+        self.no_one_shot: dict[str, float] = {}
         self.rounds = 0
         self.leader = LeaderLock(LEADER_LOCK)
         self._tasks: list[asyncio.Task] = []
@@ -89,12 +103,30 @@ class StatsCollector:
 
     async def _sample_host(self, state: HostState) -> None:
         running = [c for c in list(state.containers.values()) if c.state == "running"]
+        # CPU counters of this host's previous round, by container: kept for the
+        # containers sampled this round only (a removed one's go with it).
+        previous = self.cpu_seen.get(state.host_id, {})
+        seen: dict[str, tuple[int, int]] = {}
+        timeout = self.app[SETTINGS_KEY].host_timeout
+        one_shot = self.no_one_shot.get(state.host_id, 0.0) <= time.monotonic()
         for c in running:
             async with self.semaphore:
                 try:
-                    s = await asyncio.wait_for(
-                        state.source.stats(state.key, c.id), self.app[SETTINGS_KEY].host_timeout
-                    )
+                    if one_shot:
+                        try:
+                            sample = await asyncio.wait_for(
+                                state.source.stats_sample(state.key, c.id), timeout
+                            )
+                        except NotSupported:
+                            # The host's source has none, or not now (an ssh host
+                            # without its Engine API stream): the full sample, and
+                            # the one-shot tried again a few minutes later.
+                            self.no_one_shot[state.host_id] = time.monotonic() + ONE_SHOT_RETRY
+                            one_shot = False
+                    if one_shot:
+                        s = self._from_sample(sample, previous.get(c.id), seen, c.id)
+                    else:
+                        s = await asyncio.wait_for(state.source.stats(state.key, c.id), timeout)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
@@ -102,6 +134,23 @@ class StatsCollector:
                     continue
             if s is not None:
                 self.add(state.host_id, c.id, c.name, datetime.now(UTC), s)
+        self.cpu_seen[state.host_id] = seen
+
+    @staticmethod
+    def _from_sample(
+        sample: dict[str, Any] | None,
+        before: tuple[int, int] | None,
+        seen: dict[str, tuple[int, int]],
+        cid: str,
+    ) -> Stats | None:
+        """A one-shot sample as Stats, its CPU share since the container's previous one;
+        None for a container that stopped meanwhile (no processes)."""
+        if not sample or not (sample.get("pids_stats") or {}).get("current"):
+            return None
+        counters = cpu_counters(sample)
+        if counters is not None:
+            seen[cid] = counters
+        return stats_between(sample, before)
 
     async def round(self) -> None:
         """Write what the last round sampled; start this round's host tasks."""

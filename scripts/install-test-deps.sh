@@ -36,6 +36,8 @@ have_cmd shellcheck || missing+=(shellcheck)
 have_cmd ip || missing+=(iproute2)
 # Two replicas behind a load balancer (tests/replicas).
 [[ -x /usr/sbin/haproxy ]] || have_cmd haproxy || missing+=(haproxy)
+# The image tests' base image: a bookworm root from the Debian mirror (no registry).
+have_cmd debootstrap || missing+=(debootstrap)
 
 if ((${#missing[@]} == 0)); then
     echo "install-test-deps.sh: everything is already installed"

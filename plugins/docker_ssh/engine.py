@@ -54,6 +54,7 @@ _VERSION = re.compile(r"^(\d{1,3})\.(\d{1,3})$")
 EVENTS_FILTERS = "%7B%22type%22%3A%5B%22container%22%5D%7D"
 _PATH = re.compile(
     r"^/(_ping|v\d{1,3}\.\d{1,3}/containers/json\?all=[01]"
+    r"|v\d{1,3}\.\d{1,3}/containers/[0-9a-f]{12,64}/stats\?stream=false&one-shot=true"
     r"|v\d{1,3}\.\d{1,3}/events\?filters=" + re.escape(EVENTS_FILTERS) + ")$"
 )
 _CHUNK = re.compile(rb"^([0-9a-fA-F]{1,8})(;[^\r\n]*)?$")
@@ -79,6 +80,12 @@ def api_version(header: str | None) -> tuple[int, int]:
 
 def list_path(version: tuple[int, int], all: bool) -> str:
     return _check_path(f"/v{int(version[0])}.{int(version[1])}/containers/json?all={int(all)}")
+
+
+def stats_path(version: tuple[int, int], container_id: str) -> str:
+    """A one-shot stats sample of a container by its id (hex only: see _PATH)."""
+    v = f"/v{int(version[0])}.{int(version[1])}"
+    return _check_path(f"{v}/containers/{container_id}/stats?stream=false&one-shot=true")
 
 
 def events_path(version: tuple[int, int]) -> str:
@@ -280,11 +287,26 @@ class EngineFastPath:
             return None
         return data
 
+    async def stats_sample(
+        self, target: int, sudo: bool, container_id: str
+    ) -> tuple[int, bytes] | None:
+        """``GET /containers/{ref}/stats?stream=false&one-shot=true``: the status and
+        body (a 404 is an answer, not a failure of the stream), or None: the stream is
+        not available. ``container_id``: hex, as the live state lists it (a path that
+        is not allowed raises ValueError before anything is sent)."""
+        return await self._get(
+            target, sudo, lambda s: stats_path(s.version, container_id), answer=True
+        )
+
     async def ping(self, target: int, sudo: bool) -> bool:
         """True when the target's Engine answers ``/_ping`` through the stream."""
         return await self._get(target, sudo, lambda s: "/_ping", raw=True) == b"OK"
 
-    async def _get(self, target: int, sudo: bool, path_for, raw: bool = False) -> Any:  # type: ignore[no-untyped-def]
+    async def _get(
+        self, target: int, sudo: bool, path_for, raw: bool = False, answer: bool = False
+    ) -> Any:  # type: ignore[no-untyped-def]
+        """``answer``: (status, body) of any HTTP answer; else the JSON (or raw body) of
+        a 200, and any other status counts as the stream failing."""
         if not self.enabled:
             return None
         state = self._targets.setdefault(target, _Target())
@@ -306,9 +328,15 @@ class EngineFastPath:
                         return None
                 assert stream is not None
                 try:
-                    data = await asyncio.wait_for(
-                        stream.get_json(path_for(stream), raw), STEP_TIMEOUT
-                    )
+                    if answer:
+                        status, _, body = await asyncio.wait_for(
+                            stream.request(path_for(stream)), STEP_TIMEOUT
+                        )
+                        data = (status, body)
+                    else:
+                        data = await asyncio.wait_for(
+                            stream.get_json(path_for(stream), raw), STEP_TIMEOUT
+                        )
                 except asyncio.CancelledError:
                     stream.abandon()  # a half-read answer must not meet the next request
                     raise

@@ -13,9 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import secrets
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
 from archnest import (
@@ -32,6 +34,7 @@ from archnest import (
     LogLineSplitter,
     LogOptions,
     NotFound,
+    NotSupported,
     Stats,
     detail_from_inspect,
     parse_row_id,
@@ -49,6 +52,7 @@ from .settings import DockerSshSettings
 from .targets import docker_targets
 
 READ_CHUNK = 65536  # bytes of a log stream read at once
+_HEX_ID = re.compile(r"[0-9a-f]{12,64}")
 
 CAPABILITIES = Capabilities(manage=True, exec=True, logs=True, stats=True, events=True)
 _CONFLICT_HINTS = (
@@ -278,6 +282,27 @@ class SshDockerSource(HostSource):
             if stats is None:
                 raise HostError("docker stats returned unreadable output")
         return stats
+
+    async def stats_sample(self, key: str, ref: str) -> dict[str, Any] | None:
+        # Only through the Engine API stream: the CLI has no one-shot sample (`docker
+        # stats --no-stream` waits for its second reading), so without the stream the
+        # collector falls back to stats().
+        if not _HEX_ID.fullmatch(ref):  # the collector passes the live state's ids
+            raise NotSupported("one-shot samples are taken by container id")
+        target = self.target(key)
+        got = await self.engine.stats_sample(target, await self.sudo(target), ref)
+        if got is None:
+            raise NotSupported("the Engine API stream is not available on this host")
+        status, body = got
+        if status == 404:
+            raise NotFound(f"no container {ref!r}", code="unknown_container")
+        if status != 200:
+            raise HostError(f"the engine answered {status} to a stats sample")
+        try:
+            data = json.loads(body)
+        except ValueError as exc:
+            raise HostError("the engine's stats sample is unreadable") from exc
+        return data if isinstance(data, dict) else None
 
     async def logs(self, key: str, ref: str, options: LogOptions) -> list[LogLine]:
         result = await self.docker(

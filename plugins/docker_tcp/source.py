@@ -36,6 +36,7 @@ from archnest import (
     plugin_settings,
     stats_from_engine,
     summary_from_engine_list,
+    validate_ref,
 )
 
 from .client import ClientPool, EngineConfig, close_quietly, engine_errors, make_client
@@ -245,6 +246,17 @@ class DockerEngineSource(HostSource):
                 return None
             raise
         return stats_from_engine(samples[0] if samples else None)
+
+    async def stats_sample(self, key: str, ref: str) -> dict[str, Any] | None:
+        # No inspect first: the collector samples containers the live state lists as
+        # running, and skips a document without processes (one that stopped meanwhile).
+        validate_ref(ref)
+        cfg, client = await self.engine(key)
+        with engine_errors(cfg, "stats"):
+            data = await client._query_json(
+                f"containers/{ref}/stats", params={"stream": "false", "one-shot": "true"}
+            )
+        return data if isinstance(data, dict) else None
 
     async def events(self, key: str) -> AsyncIterator[dict[str, Any] | None]:
         cfg, client = await self.engine(key)

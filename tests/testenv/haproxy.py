@@ -21,6 +21,9 @@ defaults
     timeout connect 2s
     timeout client 60s
     timeout server 60s
+    # A replica busy with a burst answers /healthz late, not never: a check that
+    # waited only the 300 ms of its interval took both out at once under load.
+    timeout check 2s
     # Server-sent events and terminals stay open for as long as they are used.
     timeout tunnel 1h
     option redispatch
@@ -33,7 +36,7 @@ backend replicas
     balance roundrobin
     option httpchk GET /healthz
     http-check expect status 200
-    default-server inter 300ms fall 2 rise 1
+    default-server inter 500ms fall 3 rise 2
     # Which replica answered (for tests; a real setup does not need it).
     http-response set-header X-Replica %s
 {servers}
