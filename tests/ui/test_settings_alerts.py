@@ -35,7 +35,7 @@ async def _confirm(page, button: str) -> None:  # type: ignore[no-untyped-def]
 
 async def test_alerts_page(browser, live_app, testenv_docker, receiver: Receiver) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
     host_id = await add_docker_host(live_app, testenv_docker.docker_unix_url, "alerts-engine")
-    _, page, watch = await new_page(browser, live_app, height=2500)
+    _, page, watch = await new_page(browser, live_app, height=2200)
     await login(page, "alice", "alice-password-1")
     await page.goto("/settings/alerts")
     await expect(page.get_by_role("heading", name="Alerts", exact=True)).to_be_visible()
@@ -87,6 +87,18 @@ async def test_alerts_page(browser, live_app, testenv_docker, receiver: Receiver
     await expect(rule_row).to_contain_text("snoozed until")
     await expect(rule_row.get_by_role("button", name="Unsnooze")).to_be_visible()
     await screenshot(page, "settings-alerts")
+
+    # Edit the channel: the secret stays unless replaced or removed; the rule follows.
+    await expect(channel_form.get_by_label("Remove the stored secret")).to_be_hidden()
+    await row.get_by_role("button", name="Edit").click()
+    await expect(page.get_by_role("heading", name="Edit channel: ops hook")).to_be_visible()
+    await expect(channel_form.get_by_label("Remove the stored secret")).to_be_visible()
+    await channel_form.get_by_label("Name").fill("ops pager")
+    await page.get_by_role("button", name="Save channel").click()
+    row = page.locator("#channels-table tbody tr", has_text="ops pager")
+    await expect(row).to_contain_text("set")
+    await expect(rule_row).to_contain_text("ops pager")
+    await expect(page.get_by_role("heading", name="Add channel")).to_be_visible()
 
     await row.get_by_role("button", name="Remove").click()
     await _confirm(page, "Remove")
