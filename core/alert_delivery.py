@@ -23,6 +23,8 @@ import aiohttp
 from .alert_store import ChannelTarget
 
 log = logging.getLogger("archnest.alerts")
+# Apprise logs the URLs it parses and sends to, which hold tokens: only its critical lines.
+logging.getLogger("apprise").setLevel(logging.CRITICAL)
 
 TIMEOUT = 5.0
 BACKOFF = (1.0, 2.0)  # the pauses before the second and third attempts

@@ -76,7 +76,10 @@ class AlertEngine:
     async def send(self, channel_ids: list[int], body: dict[str, Any]) -> str | None:
         """Send one notice to these channels; None when every one took it."""
         app = self.app
-        targets = await store.channel_targets(app[DB_KEY], app[SECRETS_KEY], channel_ids)
+        try:
+            targets = await store.channel_targets(app[DB_KEY], app[SECRETS_KEY], channel_ids)
+        except ValueError as exc:  # ARCHNEST_SECRET_KEY changed since a secret was stored
+            return str(exc)
         results = await asyncio.gather(*(deliver(self.session, t, body) for t in targets))
         errors = [f"{t.name}: {e}" for t, e in zip(targets, results, strict=True) if e]
         return "; ".join(errors)[:2000] or None
@@ -141,6 +144,7 @@ class AlertEngine:
         for row in await store.firing_alerts(db):
             firing.setdefault(row.rule_id, []).append(row)
         enabled = {r.id for r in rules}
+        self.pending = {k: v for k, v in self.pending.items() if k[0] in enabled}
         for rule_id, rows in firing.items():
             if rule_id not in enabled:  # a disabled rule: its alerts resolve quietly
                 for row in rows:
