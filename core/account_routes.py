@@ -25,7 +25,7 @@ from .errors import BadRequest, Forbidden, Unauthorized
 from .keys import AUTH_CACHE_KEY, DB_KEY, PASSWORD_VERIFIER_KEY, THROTTLE_KEY
 from .openapi import Content, Param, operation
 from .secrets import sha256_hex
-from .users import create_user, expiry_in, issue_token
+from .users import create_user, expiry_in, is_external, issue_token
 
 MAX_BODY = 16 * 1024
 MAX_PASSWORD = 1024  # argon2 takes any length; this bounds the work one request asks for
@@ -311,7 +311,7 @@ async def settings_users(request: web.Request) -> dict[str, Any]:
 @operation("Your account: password and API tokens", tags=("ui",), responses={200: PAGE})
 @aiohttp_jinja2.template("core/account.html")
 async def account_page(request: web.Request) -> dict[str, Any]:
-    return {}
+    return {"external": is_external(_signed_in(request))}
 
 
 def setup_account_routes(app: web.Application) -> None:

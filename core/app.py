@@ -14,12 +14,13 @@ from .alerts import alerts_ctx
 from .audit import make_audit_middleware
 from .audit_chain import retention_ctx
 from .auth import make_auth_middleware
-from .db import Database
+from .db import Database, User
 from .errors import error_middleware
 from .headers import setup_security_headers
 from .keys import (
     AUTH_CACHE_KEY,
     DB_KEY,
+    OIDC_KEY,
     PASSWORD_VERIFIER_KEY,
     PM_KEY,
     SECRETS_KEY,
@@ -31,11 +32,13 @@ from .keys import (
 from .live import live_ctx
 from .login_throttle import LoginThrottle, PasswordVerifier
 from .metrics import metrics_middleware
+from .oidc_client import OidcClient
 from .plugin_config import PLUGIN_SETTINGS_KEY, load_plugin_settings
 from .plugins import build_plugin_manager, flatten
 from .secrets import SecretBox
 from .settings import Settings
 from .sources import HostSource
+from .sso import header_user
 from .stats_collector import stats_ctx
 from .streams import StreamLimits, StreamRegistry
 from .timeline import timeline_ctx
@@ -55,14 +58,21 @@ def create_app(
 ) -> web.Application:
     """Build the app; nothing touches the network or the database until it starts."""
     settings = settings or Settings.from_env()
+    settings.check_sso()
     settings.prepare_data_dir()
     auth_cache = CredentialCache()
+    header_auth = None
+    if settings.trusted_header_auth:
+
+        async def header_auth(request: web.Request) -> User | None:
+            return await header_user(request, request.app[DB_KEY], settings, auth_cache)
+
     app = web.Application(
         middlewares=[
             # Outermost: times each request and sees the status error_middleware gives.
             metrics_middleware,
             error_middleware,
-            make_auth_middleware(lambda r: r.app[DB_KEY], auth_cache),
+            make_auth_middleware(lambda r: r.app[DB_KEY], auth_cache, header_auth),
             # After auth (it knows the user), around the handler (it records the result).
             make_audit_middleware(),
         ],
@@ -74,6 +84,9 @@ def create_app(
     app[PASSWORD_VERIFIER_KEY] = verifier = PasswordVerifier.from_settings(settings)
     app.cleanup_ctx.append(verifier.cleanup_ctx)
     app[AUTH_CACHE_KEY] = auth_cache
+    if settings.oidc_enabled:
+        app[OIDC_KEY] = oidc = OidcClient(settings, settings.ensure_secret_key())
+        app.cleanup_ctx.append(oidc.cleanup_ctx)
     pm = build_plugin_manager(settings.plugins, extra=extra_plugins)
     app[PM_KEY] = pm
     # Before any other hook, so a bad value stops startup with its variable's name.

@@ -6,7 +6,8 @@ GET/HEAD/OPTIONS need any signed-in user; every other method and every handler m
 admin; handlers marked ``@self_service`` act only on the caller's own account (own
 password, own API tokens) and need any signed-in user whatever their method; handlers
 marked ``@public`` do their own checks (login, the agent ingest with its own token).
-Cookie-authenticated unsafe requests and WebSockets must come from the same origin.
+Cookie-authenticated (and proxy-header-authenticated) unsafe requests and WebSockets
+must come from the same origin.
 Credentials themselves: :mod:`.users`.
 """
 
@@ -107,8 +108,13 @@ def same_origin(request: web.Request) -> bool:
 
 
 def make_auth_middleware(
-    get_db: Callable[[web.Request], Database], cache: CredentialCache | None = None
+    get_db: Callable[[web.Request], Database],
+    cache: CredentialCache | None = None,
+    header_user: Callable[[web.Request], Awaitable[User | None]] | None = None,
 ) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """``header_user``: the user a trusted reverse proxy names (core/sso.py), asked only
+    when the request carries neither a token nor a valid session."""
+
     @web.middleware
     async def auth_middleware(
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -137,6 +143,9 @@ def make_auth_middleware(
             if cookie:
                 user = await _cached(cache, "s:", cookie, session_credential, db)
                 kind = "session" if user else None
+            if user is None and header_user is not None and role is not None:
+                user = await header_user(request)
+                kind = "header" if user else None
         request[USER_KEY] = user
         request[AUTH_KIND_KEY] = kind
         if role is not None:
@@ -152,8 +161,9 @@ def make_auth_middleware(
             if role == "admin" and user.role != "admin":
                 raise Forbidden("admin role required")
             unsafe = request.method not in SAFE_METHODS or is_websocket(real_handler)
-            # Cookies are sent by browsers cross-site; bearer tokens are not.
-            if unsafe and kind == "session" and not same_origin(request):
+            # Cookies are sent by browsers cross-site; bearer tokens are not. A proxy's
+            # headers ride on its own cookie: the same rule.
+            if unsafe and kind in ("session", "header") and not same_origin(request):
                 raise Forbidden("cross-origin request refused", code="bad_origin")
         return await handler(request)
 

@@ -16,6 +16,7 @@ from .hosts import setup_unified_routes
 from .keys import PM_KEY, SOURCES_KEY
 from .log_search import setup_log_search_routes
 from .metrics import setup_metrics_routes
+from .oidc_routes import setup_oidc_routes
 from .openapi import operation, setup_openapi
 from .plugin_types import Assets, NavItem
 from .plugins import hookimpl, loaded_plugins
@@ -80,6 +81,7 @@ def archnest_routes(app: web.Application) -> None:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/plugins", plugins_index)
     setup_auth_routes(app)
+    setup_oidc_routes(app)
     setup_account_routes(app)
     setup_unified_routes(app)
     setup_diff_routes(app)

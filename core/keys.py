@@ -7,6 +7,7 @@ from aiohttp import web
 
 from .db import Database
 from .login_throttle import LoginThrottle, PasswordVerifier
+from .oidc_client import OidcClient
 from .secrets import SecretBox
 from .settings import Settings
 from .sources import HostSource
@@ -22,3 +23,5 @@ THROTTLE_KEY = web.AppKey("archnest_login_throttle", LoginThrottle)
 PASSWORD_VERIFIER_KEY = web.AppKey("archnest_password_verifier", PasswordVerifier)
 AUTH_CACHE_KEY = web.AppKey("archnest_auth_cache", CredentialCache)
 STREAMS_KEY = web.AppKey("archnest_streams", StreamRegistry)
+# Present only when single sign-on over OpenID Connect is configured.
+OIDC_KEY = web.AppKey("archnest_oidc", OidcClient)

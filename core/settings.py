@@ -62,6 +62,11 @@ def _env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise SystemExit(f"{name} must be one of 1/true/yes/on or 0/false/no/off, got {raw!r}")
 
 
+def parse_names(raw: str) -> tuple[str, ...]:
+    """A comma list of names (groups), blanks dropped."""
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
 def parse_networks(raw: str) -> tuple[IPNetwork, ...]:
     """A comma list of addresses or CIDRs (``10.0.0.1, 192.168.0.0/16, fd00::/8``)."""
     networks = []
@@ -154,6 +159,21 @@ class Settings:
     timeline_retention_days: int = 90
     # GET /metrics without credentials (docs/metrics.md: only on a trusted network).
     metrics_public: bool = False
+    # Single sign-on (docs/sso.md). OpenID Connect is on when an issuer is set; the
+    # groups claim (or the Remote-Groups header) decides the role: a member of an admin
+    # group is an admin, of a viewer group a viewer, of neither is refused.
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: str = field(default="", repr=False)
+    oidc_name: str = "single sign-on"
+    oidc_scopes: str = "openid profile email groups"
+    oidc_groups_claim: str = "groups"
+    oidc_admin_groups: tuple[str, ...] = ()
+    oidc_viewer_groups: tuple[str, ...] = ()
+    # Off: the password form and POST /api/auth/login refuse (API tokens still work).
+    password_login: bool = True
+    # Remote-User / Remote-Groups from a peer in trusted_proxies sign the request in.
+    trusted_header_auth: bool = False
     # The ARCHNEST_* values each plugin's typed settings are parsed from (strings, as in
     # the environment); plugins never read this directly.
     plugin_env: dict[str, str] = field(default_factory=dict)
@@ -214,8 +234,43 @@ class Settings:
             recording_retention_days=_env_int(env, "ARCHNEST_RECORDING_RETENTION_DAYS", 90, lo=0),
             timeline_retention_days=_env_int(env, "ARCHNEST_TIMELINE_RETENTION_DAYS", 90, lo=0),
             metrics_public=_env_bool(env, "ARCHNEST_METRICS_PUBLIC", False),
+            oidc_issuer=(env.get("ARCHNEST_OIDC_ISSUER") or "").strip().rstrip("/"),
+            oidc_client_id=(env.get("ARCHNEST_OIDC_CLIENT_ID") or "").strip(),
+            oidc_client_secret=env.get("ARCHNEST_OIDC_CLIENT_SECRET") or "",
+            oidc_name=(env.get("ARCHNEST_OIDC_NAME") or "").strip() or "single sign-on",
+            oidc_scopes=(env.get("ARCHNEST_OIDC_SCOPES") or "").strip()
+            or "openid profile email groups",
+            oidc_groups_claim=(env.get("ARCHNEST_OIDC_GROUPS_CLAIM") or "").strip() or "groups",
+            oidc_admin_groups=parse_names(env.get("ARCHNEST_OIDC_ADMIN_GROUPS") or ""),
+            oidc_viewer_groups=parse_names(env.get("ARCHNEST_OIDC_VIEWER_GROUPS") or ""),
+            password_login=_env_bool(env, "ARCHNEST_PASSWORD_LOGIN", True),
+            trusted_header_auth=_env_bool(env, "ARCHNEST_TRUSTED_HEADER_AUTH", False),
             plugin_env={k: v for k, v in env.items() if k.startswith("ARCHNEST_")},
         )
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return bool(self.oidc_issuer)
+
+    def check_sso(self) -> None:
+        """SystemExit naming what is missing from a half-configured sign-on."""
+        if self.oidc_issuer and not self.oidc_client_id:
+            raise SystemExit("ARCHNEST_OIDC_ISSUER is set: ARCHNEST_OIDC_CLIENT_ID is required")
+        if self.oidc_issuer and not self.oidc_issuer.startswith(("https://", "http://")):
+            raise SystemExit(
+                f"ARCHNEST_OIDC_ISSUER must be an http(s) URL, got {self.oidc_issuer!r}"
+            )
+        if self.trusted_header_auth and not self.trusted_proxies:
+            raise SystemExit(
+                "ARCHNEST_TRUSTED_HEADER_AUTH=1 needs ARCHNEST_TRUSTED_PROXIES: the headers "
+                "are believed only from those addresses"
+            )
+        sso = self.oidc_issuer or self.trusted_header_auth
+        if sso and not (self.oidc_admin_groups or self.oidc_viewer_groups):
+            raise SystemExit(
+                "single sign-on is on: set ARCHNEST_OIDC_ADMIN_GROUPS and/or "
+                "ARCHNEST_OIDC_VIEWER_GROUPS (nobody could sign in otherwise)"
+            )
 
     def prepare_data_dir(self) -> Path:
         """Create the data dir with mode 0700, or tighten a looser one (with a warning)."""

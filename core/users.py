@@ -33,10 +33,19 @@ MAX_TOKENS_PER_USER = 100
 # a script polling every second does not turn every read into a database write.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
+# The password hash of a user made by single sign-on (core/sso.py): not an argon2 hash,
+# so no password ever matches it ("!" locks an account in /etc/shadow the same way).
+EXTERNAL_PASSWORD = "!external"  # noqa: S105 (a marker, not a password)
+
 # argon2id: memory-hard, the OWASP-recommended password hash.
 _hasher = PasswordHasher()
 # Verifying against this keeps the timing of "unknown user" equal to "wrong password".
 _DUMMY_HASH = _hasher.hash("archnest-dummy-password")
+
+
+def is_external(user: User) -> bool:
+    """Made by single sign-on: no local password (it signs in only through the provider)."""
+    return user.password_hash == EXTERNAL_PASSWORD
 
 
 def hash_password(password: str) -> str:
@@ -44,6 +53,11 @@ def hash_password(password: str) -> str:
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:
+    if password_hash is not None and password_hash.startswith("!"):
+        # An external user: checked against the dummy hash so that the answer takes as
+        # long as a wrong password, then refused whatever the password.
+        verify_password(None, password)
+        return False
     try:
         return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
     except (VerificationError, InvalidHashError):

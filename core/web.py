@@ -17,7 +17,7 @@ from .auth import SESSION_COOKIE, current_user, public, same_origin
 from .bodies import read_model
 from .client_address import client_address
 from .db import User
-from .errors import Forbidden, TooManyRequests, Unauthorized
+from .errors import FeatureDisabled, Forbidden, TooManyRequests, Unauthorized
 from .keys import (
     AUTH_CACHE_KEY,
     DB_KEY,
@@ -107,7 +107,11 @@ def settings_nav(request: web.Request) -> list[NavItem]:
 
 async def _base_context(request: web.Request) -> dict[str, Any]:
     user = current_user(request)
+    settings = request.app[SETTINGS_KEY]
     return {
+        # The sign-in page's choices (docs/sso.md).
+        "sso_name": settings.oidc_name if settings.oidc_enabled else None,
+        "password_login": settings.password_login,
         "user": user,
         "is_admin": bool(user and user.role == "admin"),
         "nav_items": nav_items(request) if user else [],
@@ -116,7 +120,7 @@ async def _base_context(request: web.Request) -> dict[str, Any]:
     }
 
 
-def _safe_next(value: str | None) -> str:
+def safe_next(value: str | None) -> str:
     # Only same-site relative paths: an open redirect would help phishing. Browsers
     # read "/\\evil.example" as "//evil.example" and drop tabs and newlines from URLs
     # ("/\t/evil.example"), so backslashes and control characters are refused too.
@@ -132,7 +136,7 @@ def _browser_origin(request: web.Request) -> bool:
     return "Origin" in request.headers or "Referer" in request.headers
 
 
-def _set_cookie(request: web.Request, resp: web.StreamResponse, token: str) -> None:
+def set_session_cookie(request: web.Request, resp: web.StreamResponse, token: str) -> None:
     resp.set_cookie(
         SESSION_COOKIE,
         token,
@@ -141,6 +145,16 @@ def _set_cookie(request: web.Request, resp: web.StreamResponse, token: str) -> N
         secure=request.app[SETTINGS_KEY].secure_cookies or request.secure,
         max_age=int(SESSION_TTL.total_seconds()),
         path="/",
+    )
+
+
+def _password_login_off(request: web.Request) -> FeatureDisabled | None:
+    if request.app[SETTINGS_KEY].password_login:
+        return None
+    return FeatureDisabled(
+        "password sign-in is turned off here (ARCHNEST_PASSWORD_LOGIN=0): use single "
+        "sign-on, or an API token from a script",
+        code="password_login_disabled",
     )
 
 
@@ -189,7 +203,7 @@ LOGIN_PAGE = Content("text/html", None, "The sign-in page.")
 @operation("The sign-in page", tags=("auth",), responses={200: LOGIN_PAGE})
 @aiohttp_jinja2.template("core/login.html")
 async def login_page(request: web.Request) -> dict[str, Any]:
-    return {"next": _safe_next(request.query.get("next")), "error": None}
+    return {"next": safe_next(request.query.get("next")), "error": None}
 
 
 @public
@@ -201,6 +215,7 @@ async def login_page(request: web.Request) -> dict[str, Any]:
         303: None,
         401: Content("text/html", None, "The sign-in page with the error."),
         429: Content("text/html", None, "The sign-in page with the reason; see Retry-After."),
+        503: Content("text/html", None, "Password sign-in is off (ARCHNEST_PASSWORD_LOGIN=0)."),
     },
     errors=(403,),
 )
@@ -208,7 +223,14 @@ async def login_form(request: web.Request) -> web.StreamResponse:
     if not same_origin(request):
         raise Forbidden("cross-origin login refused", code="bad_origin")
     form = await request.post()
-    nxt = _safe_next(str(form.get("next", "/")))
+    nxt = safe_next(str(form.get("next", "/")))
+    if (off := _password_login_off(request)) is not None:
+        audit_note(request, result=off.code)
+        resp = aiohttp_jinja2.render_template(
+            "core/login.html", request, {"next": nxt, "error": off.message}
+        )
+        resp.set_status(off.status)
+        return resp
     try:
         token, _ = await _login(
             request, str(form.get("username", "")), str(form.get("password", ""))
@@ -229,28 +251,31 @@ async def login_form(request: web.Request) -> web.StreamResponse:
         resp.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after or 1)))
         return resp
     resp = web.HTTPSeeOther(nxt)
-    _set_cookie(request, resp, token)
+    set_session_cookie(request, resp, token)
     raise resp
 
 
 @public
 @operation(
     "Sign in with a JSON body; sets the session cookie",
-    description="One uniform 401 for any wrong pair; repeated failures answer 429.",
+    description="One uniform 401 for any wrong pair; repeated failures answer 429; 503 "
+    "`password_login_disabled` when password sign-in is turned off (ARCHNEST_PASSWORD_LOGIN=0).",
     tags=("auth",),
     request=LoginRequest,
     responses={200: LoginResult},
-    errors=(401, 403, 429),
+    errors=(401, 403, 429, 503),
 )
 async def login_json(request: web.Request) -> web.Response:
     # Scripts send no Origin; a browser does, and a cross-site page must not be able to
     # sign the visitor in as someone else (login CSRF, e.g. a text/plain form post).
     if _browser_origin(request) and not same_origin(request):
         raise Forbidden("cross-origin login refused", code="bad_origin")
+    if (off := _password_login_off(request)) is not None:
+        raise off
     body = await read_model(request, LoginRequest, 16 * 1024)
     token, user = await _login(request, body.username, body.password)
     resp = web.json_response({"ok": True, "user": {"username": user.username, "role": user.role}})
-    _set_cookie(request, resp, token)
+    set_session_cookie(request, resp, token)
     return resp
 
 

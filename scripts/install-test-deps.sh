@@ -38,6 +38,10 @@ have_cmd ip || missing+=(iproute2)
 [[ -x /usr/sbin/haproxy ]] || have_cmd haproxy || missing+=(haproxy)
 # The image tests' base image: a bookworm root from the Debian mirror (no registry).
 have_cmd debootstrap || missing+=(debootstrap)
+# The single sign-on tests run a real OpenID provider (npm oidc-provider, installed by
+# npm ci from package-lock.json) on node; Debian's nodejs (18) is new enough.
+have_cmd node || missing+=(nodejs)
+have_cmd npm || missing+=(npm)
 
 if ((${#missing[@]} == 0)); then
     echo "install-test-deps.sh: everything is already installed"

@@ -63,8 +63,9 @@ async function loadTokens() {
   }
 }
 
+// Absent for users of single sign-on: they have no password here.
 const passwordForm = document.getElementById("change-password");
-bindForm(passwordForm, async (values, form) => {
+if (passwordForm) bindForm(passwordForm, async (values, form) => {
   passwordOk.textContent = "";
   const confirm = form.querySelector('[name="confirm"]').value;
   if (values.new !== confirm) {
