@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from . import migrate
+from .alerts import alerts_ctx
 from .audit import make_audit_middleware
 from .audit_chain import retention_ctx
 from .auth import make_auth_middleware
@@ -116,6 +117,7 @@ def create_app(
     app.cleanup_ctx.append(sources_ctx)
     app.cleanup_ctx.append(live_ctx)
     app.cleanup_ctx.append(stats_ctx)
+    app.cleanup_ctx.append(alerts_ctx)
     setup_security_headers(app)
     setup_templates(app)
     pm.hook.archnest_routes(app=app)

@@ -54,6 +54,13 @@ KNOWN: dict[tuple[str, str], str] = {
     ("POST", "/api/agents/docker/enrollments/{host}/token"): "enrollment.token",
     ("POST", "/api/agents/docker/ssh-install"): "agent.ssh_install",
     ("DELETE", "/api/agents/docker/hosts/{host}"): "agent_host.delete",
+    ("POST", "/api/alerts/channels"): "alert_channel.create",
+    ("PATCH", "/api/alerts/channels/{id}"): "alert_channel.update",
+    ("DELETE", "/api/alerts/channels/{id}"): "alert_channel.delete",
+    ("POST", "/api/alerts/rules"): "alert_rule.create",
+    ("PATCH", "/api/alerts/rules/{id}"): "alert_rule.update",
+    ("DELETE", "/api/alerts/rules/{id}"): "alert_rule.delete",
+    ("POST", "/api/alerts/rules/{id}/snooze"): "alert_rule.snooze",
 }
 # Route trees whose placeholder is a host key of one source: (prefix, placeholder, source).
 HOST_TREES = (

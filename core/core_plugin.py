@@ -8,6 +8,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from .account_routes import setup_account_routes
+from .alert_routes import setup_alert_routes
 from .audit_routes import setup_audit_routes
 from .auth import public
 from .diff import setup_diff_routes
@@ -90,6 +91,7 @@ def archnest_routes(app: web.Application) -> None:
     setup_ui_routes(app)
     setup_settings_ui(app)
     setup_audit_routes(app)
+    setup_alert_routes(app)
     setup_recording_routes(app)
     setup_metrics_routes(app)
     setup_openapi(app)
@@ -112,6 +114,7 @@ def archnest_settings_nav() -> list[NavItem]:
     # The core's own sections; plugins add theirs (Docker engines, Agents, ...).
     return [
         NavItem("SSH targets", "/settings/ssh", order=30),
+        NavItem("Alerts", "/settings/alerts", order=70),
         NavItem("Users", "/settings/users", order=80),
         NavItem("Audit log", "/settings/audit", order=85),
         NavItem("Recordings", "/settings/recordings", order=86),

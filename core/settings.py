@@ -122,6 +122,8 @@ class Settings:
     # Stats history (core/stats_collector.py): one sample per running container of the
     # docker and ssh hosts this often (seconds); agent reports' samples at most as often.
     stats_interval: float = 30.0
+    # Alerting (docs/alerts.md): rules are evaluated this often (seconds).
+    alerts_interval: float = 15.0
     # Whose X-Forwarded-For is believed for the client address (empty: nobody's).
     trusted_proxies: tuple[IPNetwork, ...] = ()
     # Login throttling: a burst of attempts, then one more per interval (seconds), per
@@ -208,6 +210,7 @@ class Settings:
             live_resync_seconds=_env_float(env, "ARCHNEST_LIVE_RESYNC_SECONDS", 60.0, lo=1.0),
             live_sweep_seconds=_env_float(env, "ARCHNEST_LIVE_SWEEP_SECONDS", 5.0, lo=0.5),
             stats_interval=_env_float(env, "ARCHNEST_STATS_INTERVAL", 30.0, lo=1.0),
+            alerts_interval=_env_float(env, "ARCHNEST_ALERTS_INTERVAL", 15.0, lo=1.0),
             trusted_proxies=_env_networks(env, "ARCHNEST_TRUSTED_PROXIES"),
             login_attempts=_env_int(env, "ARCHNEST_LOGIN_ATTEMPTS", 5, lo=1),
             login_attempt_seconds=_env_int(env, "ARCHNEST_LOGIN_ATTEMPT_SECONDS", 30, lo=1),

@@ -32,12 +32,11 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import sqlalchemy as sa
 from aiohttp import web
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .containers import Stats
 from .keys import DB_KEY, SETTINGS_KEY
+from .leader import LeaderLock
 from .live import LIVE_KEY, HostState
 from .normalise import cpu_counters, stats_between
 from .sources import NotSupported
@@ -72,7 +71,7 @@ class StatsCollector:
         self.cpu_seen: dict[str, dict[str, tuple[int, int]]] = {}
         self.no_one_shot: dict[str, float] = {}
         self.rounds = 0
-        self._leader_conn: AsyncConnection | None = None
+        self.leader = LeaderLock(LEADER_LOCK)
         self._tasks: list[asyncio.Task] = []
 
     # ---- samples ----------------------------------------------------------------
@@ -153,29 +152,6 @@ class StatsCollector:
             seen[cid] = counters
         return stats_between(sample, before)
 
-    async def _is_leader(self) -> bool:
-        """SQLite: one process. PostgreSQL: the holder of the advisory lock (kept on a
-        connection of its own; it is released when that connection goes)."""
-        engine = self.app[DB_KEY].engine
-        if engine.dialect.name == "sqlite":
-            return True
-        if self._leader_conn is not None and not self._leader_conn.closed:
-            return True
-        conn = await engine.connect()
-        try:
-            got = (
-                await conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": LEADER_LOCK})
-            ).scalar()
-            await conn.commit()
-        except BaseException:
-            await conn.close()
-            raise
-        if not got:
-            await conn.close()
-            return False
-        self._leader_conn = conn
-        return True
-
     async def round(self) -> None:
         """Write what the last round sampled; start this round's host tasks."""
         self.rounds += 1
@@ -185,7 +161,7 @@ class StatsCollector:
         if live is None or not live.hosts:
             return
         try:
-            leader = await self._is_leader()
+            leader = await self.leader.held(self.app[DB_KEY].engine)
         except Exception as exc:
             log.debug("stats leader lock unavailable: %r", exc)
             leader = False
@@ -240,9 +216,7 @@ class StatsCollector:
         await asyncio.gather(*tasks, return_exceptions=True)
         with contextlib.suppress(Exception):
             await self.flush()
-        if self._leader_conn is not None:
-            with contextlib.suppress(Exception):
-                await self._leader_conn.close()
+        await self.leader.release()
 
 
 COLLECTOR_KEY = web.AppKey("archnest_stats_collector", StatsCollector)

@@ -100,6 +100,10 @@ def _narrow(doc: dict[str, Any], env: TestEnv) -> dict[str, Any]:
         props = schemas[name]["properties"]
         props["host"] = {"type": "string", "enum": ["127.0.0.1"]}
         props["port"] = {"type": "integer", "enum": [env.ssh_target.port, 1]}
+    # A channel's URL: closed loopback ports only (a test notice would send to it).
+    hooks = ["http://127.0.0.1:1/hook", "json://127.0.0.1:1/apprise"]
+    for name in ("ChannelCreate", "ChannelUpdate"):
+        schemas[name]["properties"]["url"] = {"type": "string", "enum": hooks}
     for item in doc["paths"].values():
         for op in item.values():
             params = op.get("parameters", [])
@@ -180,7 +184,8 @@ def _operations(schema: Any) -> Iterator[Any]:
 
 
 async def _setup_objects(client: Any, headers: dict[str, str], env: TestEnv) -> dict[str, Any]:
-    """An engine, a docker-over-SSH target, an agent report and a container."""
+    """An engine, a docker-over-SSH target, an agent report, a container, an alert
+    channel and an alert rule."""
     container = f"st-{secrets.token_hex(3)}"
     # A shell that exits on SIGTERM: stop and restart with the real container are quick.
     env.run_container(container, ("sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"))
@@ -201,7 +206,23 @@ async def _setup_objects(client: Any, headers: dict[str, str], env: TestEnv) -> 
     )
     assert r.status == 204, await r.text()
     agent_ref = report["containers"][0]["Id"][:12]
+    r = await client.post(
+        "/api/alerts/channels",
+        json={"name": "st-hook", "kind": "webhook", "url": "http://127.0.0.1:1/hook"},
+        headers=headers,
+    )
+    assert r.status == 201, await r.text()
+    channel = (await r.json())["id"]
+    r = await client.post(
+        "/api/alerts/rules",
+        json={"name": "st-rule", "kind": "container_exited", "channels": [channel]},
+        headers=headers,
+    )
+    assert r.status == 201, await r.text()
+    rule = (await r.json())["id"]
     return {
+        "/api/alerts/channels": {"id": channel},
+        "/api/alerts/rules": {"id": rule},
         "/api/docker/hosts": {"id": engine, "ref": container},
         "/api/docker-ssh/hosts": {"id": target, "ref": container},
         "/api/ssh/targets": {"id": target},
