@@ -84,9 +84,11 @@ def project_of(c: ContainerSummary) -> str:
 # cached rows builds the text once per listing instead of once per request. Keyed by
 # id() and checked by identity (an id is reused only after its object is gone, and
 # the entry holds the object, so it cannot be). Rows are never changed in place.
-# Cleared whole when it outgrows a fleet's worth of rows (old listings' rows).
+# The entries keep their rows alive: the cache is cleared whole when it holds a quarter
+# more than the largest list filtered so far (the rest are old listings' rows), so it
+# costs at most a quarter of a fleet's rows in memory and a rebuild now and then.
 _HAY: dict[int, tuple[ContainerSummary, str, str]] = {}
-_HAY_MAX = 50_000
+_hay_limit = 5_000
 
 
 def _haystack(c: ContainerSummary, host_name: str) -> str:
@@ -96,7 +98,7 @@ def _haystack(c: ContainerSummary, host_name: str) -> str:
         return entry[2]
     source = c.host_id.partition(":")[0]
     hay = f"{c.name} {c.image} {host_name} {source} {c.state} {c.status} {project_of(c)}".lower()
-    if len(_HAY) >= _HAY_MAX:
+    if len(_HAY) >= _hay_limit:
         _HAY.clear()
     _HAY[id(c)] = (c, host_name, hay)
     return hay
@@ -148,8 +150,11 @@ def _matcher(flt: Filter, host_names: Mapping[str, str]) -> Callable[[ContainerS
 def filter_rows(
     rows: Iterable[ContainerSummary], flt: Filter, host_names: Mapping[str, str]
 ) -> list[ContainerSummary]:
+    rows = rows if isinstance(rows, list) else list(rows)
     if not flt:
         return list(rows)
+    global _hay_limit
+    _hay_limit = max(_hay_limit, len(rows) + len(rows) // 4)
     return list(filter(_matcher(flt, host_names), rows))
 
 
