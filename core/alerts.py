@@ -32,6 +32,7 @@ from . import alert_store as store
 from .alert_conditions import CONTAINER_KINDS, HELD_KINDS, Fleet, active_conditions, read_fleet
 from .alert_delivery import deliver
 from .containers import iso_utc
+from .daily import repeat
 from .keys import DB_KEY, SECRETS_KEY, SETTINGS_KEY
 from .leader import LeaderLock
 
@@ -161,21 +162,10 @@ class AlertEngine:
             except Exception as exc:
                 log.warning("alert rule %s (%s) not evaluated: %r", rule.id, rule.kind, exc)
 
-    async def _loop(self) -> None:
-        # The first round one interval after startup: the live state lists its hosts first.
-        await asyncio.sleep(self.interval)
-        while True:
-            started = time.monotonic()
-            try:
-                await self.round()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("alert round failed: %r", exc)
-            await asyncio.sleep(max(0.0, self.interval - (time.monotonic() - started)))
-
     def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="archnest-alerts")
+        self._task = asyncio.create_task(
+            repeat(self.interval, self.round, "alert round"), name="archnest-alerts"
+        )
 
     async def close(self) -> None:
         tasks = [t for t in (self._task, *self.deliveries) if t is not None]

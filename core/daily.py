@@ -1,10 +1,12 @@
-"""A job run once a day in the background (retention of audit rows, recordings, ...)."""
+"""Background jobs run on a schedule: once a day (retention of audit rows, recordings,
+...) and every few seconds (the stats collector's and the alert evaluator's rounds)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 log = logging.getLogger("archnest.daily")
@@ -37,3 +39,19 @@ async def daily(name: str, job: Callable[[], Awaitable[int]]) -> AsyncIterator[N
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def repeat(seconds: float, job: Callable[[], Awaitable[object]], what: str) -> None:
+    """Run ``job`` every ``seconds`` until cancelled, the first run one interval after the
+    call (start-up comes first); a run's own time counts in the interval, and a failure
+    is logged and the next run comes as usual."""
+    await asyncio.sleep(seconds)
+    while True:
+        started = time.monotonic()
+        try:
+            await job()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("%s failed: %r", what, exc)
+        await asyncio.sleep(max(0.0, seconds - (time.monotonic() - started)))

@@ -35,6 +35,7 @@ from typing import Any
 from aiohttp import web
 
 from .containers import Stats
+from .daily import repeat
 from .keys import DB_KEY, SETTINGS_KEY
 from .leader import LeaderLock
 from .live import LIVE_KEY, HostState
@@ -178,19 +179,6 @@ class StatsCollector:
         cutoff = datetime.now(UTC).timestamp() - 3 * self.interval - 60
         self.latest = {k: v for k, v in self.latest.items() if v[0].timestamp() >= cutoff}
 
-    async def _loop(self) -> None:
-        # The first round one interval after startup: the live state lists its hosts first.
-        await asyncio.sleep(self.interval)
-        while True:
-            started = time.monotonic()
-            try:
-                await self.round()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("stats round failed: %r", exc)
-            await asyncio.sleep(max(0.0, self.interval - (time.monotonic() - started)))
-
     async def _maintenance(self) -> None:
         engine = self.app[DB_KEY].engine
         while True:
@@ -205,7 +193,9 @@ class StatsCollector:
 
     def start(self) -> None:
         self._tasks = [
-            asyncio.create_task(self._loop(), name="archnest-stats"),
+            asyncio.create_task(
+                repeat(self.interval, self.round, "stats round"), name="archnest-stats"
+            ),
             asyncio.create_task(self._maintenance(), name="archnest-stats-maintenance"),
         ]
 
