@@ -104,13 +104,53 @@ async def _open_uncancelled(
         raise
 
 
+_ORPHANS: set[asyncio.Task] = set()  # referenced until done (the loop keeps weak refs)
+
+
 def _end_orphan(task: asyncio.Future) -> None:
     if task.cancelled() or task.exception() is not None:
         return
-    proc = task.result()
+    ending = asyncio.ensure_future(_end_process(task.result()))
+    _ORPHANS.add(ending)
+    ending.add_done_callback(_ORPHANS.discard)
+
+
+def _exited(proc: asyncssh.SSHClientProcess) -> bool:
+    return proc.is_closing() or proc.returncode is not None
+
+
+async def _end_process(proc: asyncssh.SSHClientProcess, *, pty: bool = False) -> None:
+    """End the remote process, then its channel.
+
+    Closing the channel alone leaves a quiet remote process (`docker logs -f` waiting
+    for output) running until it next writes, so it gets a signal first. Closing right
+    after the signal lost the signal now and then (a process dropped just after it
+    started outlived its channel), so the channel stays open until the server reports
+    the exit, the signal repeated and KILL last, each wait bounded. A terminal's shell
+    ignores TERM and ends with its pty instead: one TERM for its foreground command,
+    then the close, as before.
+    """
+    try:
+        for sig in ("TERM",) if pty else ("TERM", "TERM", "KILL"):
+            if _exited(proc):
+                break
+            with contextlib.suppress(Exception):
+                proc.send_signal(sig)
+            if pty:
+                break
+            for _ in range(_EXIT_POLLS):
+                await asyncio.sleep(_EXIT_POLL_SECONDS)
+                if _exited(proc):
+                    break
+    finally:
+        proc.close()  # also when cancelled while waiting: the channel never outlives us
     with contextlib.suppress(Exception):
-        proc.terminate()
-    proc.close()
+        await asyncio.wait_for(proc.wait_closed(), 5)
+
+
+# How long one signal gets to end a process before the next is sent (0.5 s).
+_EXIT_POLLS = 10
+_EXIT_POLL_SECONDS = 0.05
 
 
 class PooledProcess:
@@ -121,10 +161,13 @@ class PooledProcess:
         proc: asyncssh.SSHClientProcess,
         release: Callable[[], None],
         conn: asyncssh.SSHClientConnection | None = None,
+        *,
+        pty: bool = False,
     ) -> None:
         self.proc = proc
         self._release: Callable[[], None] | None = release
         self._conn = conn
+        self._pty = pty
 
     def alive(self) -> bool:
         """False once the channel or its connection is closed (a drop, an idle close,
@@ -134,14 +177,12 @@ class PooledProcess:
         return self._conn is None or not self._conn.is_closed()
 
     async def close(self) -> None:
-        # Closing the channel alone leaves a quiet remote process (`docker logs -f`
-        # waiting for output) running until it next writes; a signal ends it now.
-        with contextlib.suppress(Exception):
-            if not self.proc.is_closing():
-                self.proc.terminate()
-        self.proc.close()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.proc.wait_closed(), 5)
+        try:
+            await _end_process(self.proc, pty=self._pty)
+        finally:
+            self._release_once()
+
+    def _release_once(self) -> None:
         if self._release is not None:
             self._release()
             self._release = None
@@ -343,7 +384,7 @@ class SshPool:
                 entry.streams -= counted
                 entry.last_used = time.monotonic()
 
-            return PooledProcess(proc, release, conn)
+            return PooledProcess(proc, release, conn, pty=term_type is not None)
         raise AssertionError("unreachable")  # pragma: no cover
 
     @contextlib.asynccontextmanager

@@ -8,6 +8,8 @@ import time
 import pytest
 from archnest.ssh import SSH_POOL_KEY
 
+from tests.abuse.resources import remote_commands
+
 
 @pytest.fixture
 def archnest_settings(archnest_settings):
@@ -39,3 +41,25 @@ async def test_concurrency_cap_and_idle_close(archnest_client, admin_headers, ch
     )
     assert r.status == 200
     assert pool.connection_info(t["id"])["connects"] == 2
+
+
+async def test_a_follow_dropped_as_it_starts_leaves_no_process(
+    archnest_client, chain_target, testenv_docker
+):
+    """A signal sent just after the command started was lost now and then, and a
+    quiet `docker logs -f` outlived its channel; the pool now waits for the exit."""
+    env = testenv_docker
+    env.run_container("quiet-drop", ["sleep", "3600"])
+    t = await chain_target(0, "key")
+    pool = archnest_client.app[SSH_POOL_KEY]
+    cmd = "docker logs --timestamps --tail 1 --follow -- quiet-drop"
+
+    async def open_and_drop() -> None:
+        async with pool.process(t["id"], cmd):
+            pass  # closed the moment the channel is open
+
+    for _ in range(25):
+        await asyncio.gather(*(open_and_drop() for _ in range(pool.max_streams)))
+    left = remote_commands(env.ssh_target.pid, "quiet-drop")
+    assert left == [], left
+    assert pool.connection_info(t["id"])["streams"] == 0
