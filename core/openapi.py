@@ -22,6 +22,7 @@ to keep up to date. Left out: static files, aiohttp's own 404/405 routes, and HE
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -209,7 +210,7 @@ class _Schemas:
             return {}
         if isinstance(tp, dict):
             return tp
-        schema = TypeAdapter(tp).json_schema(ref_template=REF)
+        schema = _json_schema(tp)
         for name, sub in schema.pop("$defs", {}).items():
             self.add(name, sub)
         if isinstance(tp, type) and issubclass(tp, BaseModel):
@@ -218,6 +219,22 @@ class _Schemas:
             self.add(name, schema)
             return {"$ref": REF.format(model=name)}
         return schema
+
+
+def _json_schema(tp: Any) -> dict[str, Any]:
+    """A fresh copy of ``tp``'s JSON schema. pydantic builds one in milliseconds, a
+    document needs a hundred, and every app built in a process (each test's) asks for
+    the same ones: they are made once per type."""
+    try:
+        cached = _SCHEMA_CACHE.get(tp)
+    except TypeError:  # an unhashable annotation: built each time
+        return TypeAdapter(tp).json_schema(ref_template=REF)
+    if cached is None:
+        cached = _SCHEMA_CACHE[tp] = TypeAdapter(tp).json_schema(ref_template=REF)
+    return copy.deepcopy(cached)
+
+
+_SCHEMA_CACHE: dict[Any, dict[str, Any]] = {}
 
 
 def _error_schema() -> dict[str, Any]:

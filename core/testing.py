@@ -3,13 +3,21 @@
 ``ARCHNEST_TEST_DATABASE_URL`` (e.g. ``postgresql+asyncpg://postgres@127.0.0.1:5432/postgres``)
 runs every test on a fresh PostgreSQL database created from that server; otherwise each
 test gets its own SQLite file.
+
+Each test's database starts migrated: the migrations run once per test session into a
+template (a SQLite file, a PostgreSQL template database) and every test gets a copy,
+since running them for each test made up most of an app test's setup.
+``archnest_empty_database_url`` is an empty one, for tests of the migrations themselves.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+import shutil
+import tempfile
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +25,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from . import migrate
 from .app import create_app
+from .db import Database
 from .keys import DB_KEY
+from .plugins import build_plugin_manager
 from .settings import Settings
 from .users import create_token, create_user
 
@@ -26,16 +37,19 @@ ADMIN_PASSWORD = "admin-password-1"
 
 
 async def create_pg_database(
-    server_url: str, prefix: str = "t_"
+    server_url: str, prefix: str = "t_", *, template: str | None = None
 ) -> tuple[str, Callable[[], Awaitable[None]]]:
-    """Create a fresh database on ``server_url``; return its URL and a coroutine to drop it."""
+    """Create a fresh database on ``server_url`` (a copy of the database ``template``
+    when given); return its URL and a coroutine to drop it."""
     import asyncpg
 
     name = prefix + uuid.uuid4().hex[:16]
     raw = server_url.replace("postgresql+asyncpg://", "postgresql://")
     conn = await asyncpg.connect(raw)
     try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
+        # Both names are made here (a prefix and hex digits), never taken from input.
+        copy_of = f' TEMPLATE "{template}"' if template else ""
+        await conn.execute(f'CREATE DATABASE "{name}"{copy_of}')
     finally:
         await conn.close()
     base, _, _ = server_url.rpartition("/")
@@ -51,8 +65,8 @@ async def create_pg_database(
 
 
 @pytest.fixture
-async def archnest_database_url(tmp_path: Path) -> AsyncIterator[str]:
-    """A fresh, empty database URL for one test."""
+async def archnest_empty_database_url(tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh, empty database URL for one test (tests of the migrations)."""
     server = os.environ.get("ARCHNEST_TEST_DATABASE_URL")
     if not server:
         yield f"sqlite+aiosqlite:///{tmp_path / 'archnest.db'}"
@@ -62,6 +76,75 @@ async def archnest_database_url(tmp_path: Path) -> AsyncIterator[str]:
         yield url
     finally:
         await drop()
+
+
+@pytest.fixture
+async def archnest_database_url(tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh database URL for one test, migrated to the heads of the installed plugins
+    (a copy of this session's template); no users yet."""
+    server = os.environ.get("ARCHNEST_TEST_DATABASE_URL")
+    template = await _template(server or "")
+    if not server:
+        path = tmp_path / "archnest.db"
+        shutil.copyfile(template, path)
+        path.chmod(0o600)
+        yield f"sqlite+aiosqlite:///{path}"
+        return
+    url, drop = await create_pg_database(server, template=template)
+    try:
+        yield url
+    finally:
+        await drop()
+
+
+# This session's migrated templates: SQLite file path, or PostgreSQL database name, by
+# server URL ("" for SQLite). Removed when the session ends (_drop_templates).
+_TEMPLATES: dict[str, str] = {}
+
+
+async def _template(server: str) -> str:
+    if server in _TEMPLATES:
+        return _TEMPLATES[server]
+    if server:
+        url, _ = await create_pg_database(server, prefix="tmpl_")
+        name = url.rpartition("/")[2]
+    else:
+        name = str(Path(tempfile.mkdtemp(prefix="archnest-template-")) / "archnest.db")
+        url = f"sqlite+aiosqlite:///{name}"
+    db = Database(url)
+    try:
+        # The plugins every test app loads by default; a test's extra plugin gets its
+        # own lineage applied on top when its app starts, as in production.
+        await migrate.upgrade(db.engine, build_plugin_manager())
+    finally:
+        # No connection may stay open: PostgreSQL copies only an unused template.
+        await db.dispose()
+    _TEMPLATES[server] = name
+    return name
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_templates() -> Iterator[None]:
+    yield
+    for server, name in _TEMPLATES.items():
+        if server:
+            asyncio.run(_drop_pg_database(server, name))
+        else:
+            shutil.rmtree(Path(name).parent, ignore_errors=True)
+    _TEMPLATES.clear()
+
+
+async def _drop_pg_database(server_url: str, name: str) -> None:
+    import asyncpg
+
+    try:
+        conn = await asyncpg.connect(server_url.replace("postgresql+asyncpg://", "postgresql://"))
+    except (OSError, asyncpg.PostgresError):
+        return  # the server is gone (its test environment was torn down first)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
 
 
 @pytest.fixture
@@ -122,6 +205,7 @@ __all__: list[Any] = [
     "archnest_app",
     "archnest_client",
     "archnest_database_url",
+    "archnest_empty_database_url",
     "archnest_settings",
     "check_route_protection",
     "create_pg_database",

@@ -22,11 +22,11 @@ def _run(args, env, stdin=None, timeout=120):
 
 
 @pytest.fixture
-def cli_env(tmp_path, archnest_database_url):
+def cli_env(tmp_path, archnest_empty_database_url):
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARCHNEST_")}
     env.update(
         ARCHNEST_DATA_DIR=str(tmp_path / "data"),
-        ARCHNEST_DATABASE_URL=archnest_database_url,
+        ARCHNEST_DATABASE_URL=archnest_empty_database_url,
         ARCHNEST_ADD_LOCAL_DOCKER="0",
     )
     return env

@@ -6,6 +6,7 @@ import sys
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
+import pytest
 import sqlalchemy as sa
 from alembic import command
 from archnest import MigrationLineage, create_app, hookimpl
@@ -31,6 +32,12 @@ def upgrade():
 def downgrade():
     op.drop_table("extra_things")
 """
+
+
+@pytest.fixture
+def archnest_database_url(archnest_empty_database_url: str) -> str:
+    """These tests build a database of an older day themselves: they start empty."""
+    return archnest_empty_database_url
 
 
 def _lineage_plugin(tmp_path):
