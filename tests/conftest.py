@@ -27,18 +27,28 @@ def in_ci() -> bool:
 _in_ci = in_ci
 
 
-# Markers follow from what a test really uses, applied here and only here: a test that
-# needs the isolated environment (dockerd, sshd, PostgreSQL) uses the ``testenv``
-# fixture, directly or through another fixture; a browser test uses ``browser``.
-_FIXTURE_MARKERS = {"testenv": "testenv", "browser": "browser"}
+# Markers follow from what a test really uses, applied here: a test that needs the
+# isolated environment (dockerd, sshd, PostgreSQL) uses the ``testenv`` fixture,
+# directly or through another fixture; a browser test uses ``browser``; a test that
+# runs on a PostgreSQL server of its own choosing (replicas, advisory locks, a restart
+# of the server) uses ``testenv_pg_url`` or ``own_postgres``.
+_FIXTURE_MARKERS = {
+    "testenv": ("testenv",),
+    # A browser test checks what the page makes of the API's answers; the storage
+    # behind those answers is tested on both databases by the API tests.
+    "browser": ("browser", "db_neutral"),
+    "testenv_pg_url": ("postgres_only",),
+    "own_postgres": ("postgres_only",),
+}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         used = set(getattr(item, "fixturenames", ()))
-        for fixture, marker in _FIXTURE_MARKERS.items():
+        for fixture, markers in _FIXTURE_MARKERS.items():
             if fixture in used:
-                item.add_marker(marker)
+                for marker in markers:
+                    item.add_marker(marker)
 
 
 @pytest.hookimpl(hookwrapper=True)

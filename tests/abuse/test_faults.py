@@ -232,6 +232,7 @@ def _engine_connections(daemon: StandaloneDockerd) -> int:
     )
 
 
+@pytest.mark.db_neutral  # a transport's fault, not the database's
 async def test_dockerd_stopped_and_started_mid_follow_and_mid_list(
     archnest_client: TestClient, admin_headers: dict[str, str], own_dockerd: StandaloneDockerd
 ) -> None:
@@ -384,6 +385,7 @@ async def test_dockerd_stopped_and_started_mid_follow_and_mid_list(
 # --- the SSH connection killed --------------------------------------------------------
 
 
+@pytest.mark.db_neutral  # a transport's fault, not the database's
 async def test_ssh_connection_killed_mid_follow_and_mid_list(
     archnest_client: TestClient, admin_headers: dict[str, str], testenv_docker: TestEnv
 ) -> None:

@@ -19,6 +19,10 @@ from tests.ssh.conftest import target_payload
 from tests.testenv import TestEnv
 from tests.testenv.serve import ServedApp
 
+# The subject is streams and processes (descriptors, channels, signals), not the database: scripts/test runs it in the
+# SQLite pass only.
+pytestmark = pytest.mark.db_neutral
+
 
 @pytest.fixture
 async def served(tmp_path: Path) -> AsyncIterator[ServedApp]:

@@ -23,6 +23,10 @@ from tests.docker_tcp.conftest import add_engine, engine_body
 from tests.ssh.conftest import target_payload
 from tests.testenv import TestEnv
 
+# The subject is streams and processes (descriptors, channels, signals), not the database: scripts/test runs it in the
+# SQLite pass only.
+pytestmark = pytest.mark.db_neutral
+
 
 @pytest.fixture
 def archnest_settings(archnest_settings):  # type: ignore[no-untyped-def]

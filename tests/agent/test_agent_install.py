@@ -16,6 +16,10 @@ from archnest.testing import make_user_headers
 from .conftest import AGENT, Restart, agent_env, run_agent
 from .install_helpers import PROG, env_values, installed, remote_root, stop_agent
 
+# The subject is the agent script and its installation, not the database: scripts/test runs it in the
+# SQLite pass only.
+pytestmark = pytest.mark.db_neutral
+
 API = "/api/agents/docker/enrollments"
 
 

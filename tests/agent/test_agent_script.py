@@ -14,6 +14,10 @@ from archnest import mask_env
 
 from .conftest import AGENT, TOKEN, Restart, agent_env, run_agent
 
+# The subject is the agent script and its installation, not the database: scripts/test runs it in the
+# SQLite pass only.
+pytestmark = pytest.mark.db_neutral
+
 SECRET_VALUE = "hunter2-s3cr3t-value"
 URL_SECRET = "p4ssw0rd-in-url"
 

@@ -5,8 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.bench_run import run_bench
 from tests.testenv import TestEnv
+
+# The subject is a benchmark script's run, not the database: scripts/test runs it in the
+# SQLite pass only.
+pytestmark = pytest.mark.db_neutral
 
 
 def test_detail_bench_smoke(testenv: TestEnv, tmp_path: Path) -> None:

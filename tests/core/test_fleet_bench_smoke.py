@@ -10,7 +10,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.testenv import TestEnv
+
+# The subject is a benchmark script's run, not the database: scripts/test runs it in the
+# SQLite pass only.
+pytestmark = pytest.mark.db_neutral
 
 ROOT = Path(__file__).resolve().parents[2]
 

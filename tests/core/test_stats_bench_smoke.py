@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.bench_run import run_bench
+
+# The subject is a benchmark script's run, not the database: scripts/test runs it in the
+# SQLite pass only.
+pytestmark = pytest.mark.db_neutral
 
 
 def test_stats_collector_bench_smoke(tmp_path: Path) -> None:

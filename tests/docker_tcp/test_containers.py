@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from aiohttp.test_utils import TestClient
 from archnest import MASK
 
 from tests.testenv import TestEnv
 
 from .conftest import inspect, state_of
+
+# The subject is the Engine API transport (unix, TCP, mutual TLS), not the database: scripts/test runs it in the
+# SQLite pass only.
+pytestmark = pytest.mark.db_neutral
 
 
 def base(engine_id: int) -> str:

@@ -15,6 +15,10 @@ from tests.testenv import TestEnv
 
 from .conftest import add_engine, engine_body
 
+# The subject is the Engine API transport (unix, TCP, mutual TLS), not the database: scripts/test runs it in the
+# SQLite pass only.
+pytestmark = pytest.mark.db_neutral
+
 TIMEOUT = 2.0
 
 

@@ -6,10 +6,15 @@ import asyncio
 import json
 import time
 
+import pytest
 from aiohttp import WSMsgType
 from aiohttp.test_utils import TestClient
 
 from tests.testenv import TestEnv
+
+# The subject is the Engine API transport (unix, TCP, mutual TLS), not the database: scripts/test runs it in the
+# SQLite pass only.
+pytestmark = pytest.mark.db_neutral
 
 # stderr in the middle, with pauses so the engine records the two pipes in this order.
 PRINT_LINES = (

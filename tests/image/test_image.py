@@ -27,6 +27,10 @@ from tests.image.local_base import import_base
 from tests.testenv import TestEnv
 from tests.testenv.postgres import run_async
 
+# The subject is the container image, not the database: scripts/test runs it in the
+# SQLite pass only.
+pytestmark = pytest.mark.db_neutral
+
 ROOT = Path(__file__).resolve().parents[2]
 UID = "10001"
 # The image's own python3 fetches from inside the container's network namespace.

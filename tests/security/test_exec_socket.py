@@ -11,6 +11,10 @@ import pytest
 from archnest import ExecSession, HostInfo, HostSource, create_app, hookimpl
 from archnest.testing import make_user_headers
 
+# The subject is the Engine API transport (unix, TCP, mutual TLS), not the database: scripts/test runs it in the
+# SQLite pass only.
+pytestmark = pytest.mark.db_neutral
+
 
 class FakeSession(ExecSession):
     def __init__(self) -> None:

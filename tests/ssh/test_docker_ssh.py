@@ -11,6 +11,10 @@ from aiohttp import WSMsgType
 
 from tests.testenv import TestEnv
 
+# The subject is an SSH transport (the sshd and dockerd behind it), not the database: scripts/test runs it in the
+# SQLite pass only.
+pytestmark = pytest.mark.db_neutral
+
 MATRIX = [
     ("key", 0),
     ("key-passphrase", 0),

@@ -16,6 +16,10 @@ from tests.ssh import test_docker_ssh
 from tests.ssh.test_resilience import sshd_pids_serving
 from tests.testenv import TestEnv
 
+# The subject is an SSH transport (the sshd and dockerd behind it), not the database: scripts/test runs it in the
+# SQLite pass only.
+pytestmark = pytest.mark.db_neutral
+
 FIELDS = ("id", "name", "image", "state", "status", "created", "labels", "host_id")
 
 

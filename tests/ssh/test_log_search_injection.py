@@ -21,6 +21,10 @@ from hypothesis import strategies as st
 from tests.ssh.conftest import target_payload
 from tests.testenv import TestEnv
 
+# The subject is an SSH transport (the sshd and dockerd behind it), not the database: scripts/test runs it in the
+# SQLite pass only.
+pytestmark = pytest.mark.db_neutral
+
 CONSTANT_WORDS = {
     "docker", "sudo", "-n", "logs", "inspect", "ps", "version", "system", "dial-stdio",
     "events", "--timestamps", "--since", "--until", "--", "--type", "container",

@@ -10,6 +10,10 @@ from archnest.ssh import SSH_POOL_KEY
 
 from tests.abuse.resources import remote_commands
 
+# The subject is an SSH transport (the sshd and dockerd behind it), not the database: scripts/test runs it in the
+# SQLite pass only.
+pytestmark = pytest.mark.db_neutral
+
 
 @pytest.fixture
 def archnest_settings(archnest_settings):

@@ -11,10 +11,15 @@ import socket
 import subprocess
 import time
 
+import pytest
 from archnest import SETTINGS_KEY
 from archnest.ssh import SSH_POOL_KEY
 
 from tests.testenv import TestEnv
+
+# The subject is an SSH transport (the sshd and dockerd behind it), not the database: scripts/test runs it in the
+# SQLite pass only.
+pytestmark = pytest.mark.db_neutral
 
 
 def sshd_pids_serving(server_port: int, client_port: int) -> set[int]:

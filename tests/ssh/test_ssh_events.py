@@ -23,6 +23,10 @@ from tests.ssh.test_engine_fast_path import descendants
 from tests.ssh.test_resilience import sshd_pids_serving
 from tests.testenv import TestEnv
 
+# The subject is an SSH transport (the sshd and dockerd behind it), not the database: scripts/test runs it in the
+# SQLite pass only.
+pytestmark = pytest.mark.db_neutral
+
 FAST, CLI = "1", "0"
 
 
