@@ -145,13 +145,20 @@ class ContainerCache:
         """
         host_id = f"agent:{host}"
         old_raws, old_entries = self._hosts.get(host) or ([], [])
-        old_count = len(old_raws)
+        misses = 0
+        if len(raws) == len(old_raws):
+            # The usual report: the same containers in the same order, a few changed.
+            # Equal bytes at the same place are compared in one pass (no per-container
+            # bookkeeping); only the places that differ are looked at one by one.
+            entries = list(old_entries)
+            changed = [i for i, (a, b) in enumerate(zip(raws, old_raws, strict=True)) if a != b]
+        else:
+            entries = [None] * len(raws)  # type: ignore[list-item]
+            changed = list(range(len(raws)))
         by_key: dict[tuple[int, bytes], int] | None = None  # built at a positional miss
-        entries: list[_Entry] = []
-        parts: list[bytes] = []
-        dumps = orjson.dumps
-        running = misses = 0
-        for index, raw in enumerate(raws):
+        old_count = len(old_raws)
+        for index in changed:
+            raw = raws[index]
             old = old_raws[index] if index < old_count else None
             if old == raw:
                 entry = old_entries[index]
@@ -168,17 +175,23 @@ class ContainerCache:
                 else:
                     entry = self._entry(raw, index, host_id)
                     misses += 1
-            entries.append(entry)
-            # The sample as validated (only the schema's keys); absent keys read as null.
-            parts += (entry.head, dumps(stats.get(entry.cid)), b"},")
-            running += entry.running
+            entries[index] = entry
         self.hits += len(raws) - misses
         self.misses += misses
-        if parts:
+        # The sample as validated (only the schema's keys); absent keys read as null.
+        dumps, sample = orjson.dumps, stats.get
+        parts = [b"["]
+        for entry in entries:
+            parts += (entry.head, dumps(sample(entry.cid)), b"},")
+        if entries:
             parts[-1] = b"}"  # the last container's, without the comma
+        parts.append(b"]")
         self._store(host, raws, entries)
-        text = b"".join((b"[", *parts, b"]")).decode()
-        return NormalisedContainers([e.summary for e in entries], text, running)
+        return NormalisedContainers(
+            [e.summary for e in entries],
+            b"".join(parts).decode(),
+            sum(e.running for e in entries),
+        )
 
     def forget(self, host: str) -> None:
         self._size -= len(self._hosts.pop(host, ((), ()))[0])
