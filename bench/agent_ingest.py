@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import signal
@@ -64,7 +65,12 @@ def serve(args: argparse.Namespace) -> None:
     prof = cProfile.Profile(time.thread_time) if args.profile else None
 
     async def main() -> None:
-        runner = web.AppRunner(create_app(settings), access_log=None)
+        app = create_app(settings)
+        # As `archnest serve` does (core/cli.py): what is imported by now lives as long
+        # as the process and is moved out of the collector's reach.
+        gc.collect()
+        gc.freeze()
+        runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
         await site.start()
