@@ -129,7 +129,12 @@ async def _end_process(proc: asyncssh.SSHClientProcess, *, pty: bool = False) ->
     the exit, the signal repeated and KILL last, each wait bounded. A terminal's shell
     ignores TERM and ends with its pty instead: one TERM for its foreground command,
     then the close, as before.
+
+    Meanwhile its output is read and dropped: a process blocked writing to a full
+    channel (a chatty log nobody reads any more) cannot finish on TERM, and the server
+    reports no exit before the output ahead of it is taken.
     """
+    drains = [] if pty else [asyncio.ensure_future(_discard(s)) for s in (proc.stdout, proc.stderr)]
     try:
         for sig in ("TERM",) if pty else ("TERM", "TERM", "KILL"):
             if _exited(proc):
@@ -143,9 +148,18 @@ async def _end_process(proc: asyncssh.SSHClientProcess, *, pty: bool = False) ->
                 if _exited(proc):
                     break
     finally:
+        for drain in drains:
+            drain.cancel()
         proc.close()  # also when cancelled while waiting: the channel never outlives us
     with contextlib.suppress(Exception):
         await asyncio.wait_for(proc.wait_closed(), 5)
+
+
+async def _discard(reader: asyncssh.SSHReader) -> None:
+    # Any error (another reader still active, the channel gone) just ends the draining.
+    with contextlib.suppress(Exception):
+        while await reader.read(65536):
+            pass
 
 
 # How long one signal gets to end a process before the next is sent (0.5 s).

@@ -13,7 +13,7 @@ from archnest import SOURCES_KEY
 from archnest.ssh import SSH_POOL_KEY
 
 from tests.ssh import test_docker_ssh
-from tests.ssh.test_resilience import sshd_pids_serving
+from tests.ssh.test_resilience import kill_all, sshd_pids_serving
 from tests.testenv import TestEnv
 
 # The subject is an SSH transport (the sshd and dockerd behind it), not the database: scripts/test runs it in the
@@ -139,8 +139,7 @@ async def test_killed_stream_or_connection_is_replaced_transparently(
     assert pool.connection_info(t["id"])["connects"] == 1
 
     sshd = sshd_pids_serving(env.ssh_target.port, pool.connection_info(t["id"])["local_port"])
-    for pid in sshd:  # the whole SSH connection dies
-        os.kill(pid, signal.SIGKILL)
+    kill_all(sshd)  # the whole SSH connection dies
     assert [x["id"] for x in await listing(c, h, url)] == [cid]
     assert pool.connection_info(t["id"])["connects"] == 2
     assert source.engine.opens == 3 and source.engine.failures == 0 and source.cli_runs == 0

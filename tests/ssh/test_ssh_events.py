@@ -7,9 +7,7 @@ of requests or follows."""
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
-import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +18,7 @@ from archnest import SOURCES_KEY, HostError, TooManyRequests
 from archnest.ssh import SSH_POOL_KEY
 
 from tests.ssh.test_engine_fast_path import descendants
-from tests.ssh.test_resilience import sshd_pids_serving
+from tests.ssh.test_resilience import kill_all, sshd_pids_serving
 from tests.testenv import TestEnv
 
 # The subject is an SSH transport (the sshd and dockerd behind it), not the database: scripts/test runs it in the
@@ -205,8 +203,7 @@ async def test_killed_connection_ends_the_subscription_with_an_error(
         info = pool.connection_info(t["id"])
         sshd = sshd_pids_serving(env.ssh_target.port, info["local_port"])
         assert sshd
-        for pid in sshd:
-            os.kill(pid, signal.SIGKILL)
+        kill_all(sshd)
         done, _ = await asyncio.wait({watch.task}, timeout=10)
         assert done, "the subscription hangs after its connection died"
         with pytest.raises(HostError):
