@@ -24,8 +24,9 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from argon2 import PasswordHasher
 
-from . import migrate
+from . import migrate, users
 from .app import create_app
 from .db import Database
 from .keys import DB_KEY
@@ -62,6 +63,28 @@ async def create_pg_database(
             await conn.close()
 
     return f"{base}/{name}", drop
+
+
+# Passwords hashed at test cost: argon2id as in production, one pass over 1 MiB instead
+# of three over 64 MiB (as Django's documentation advises for test suites). An app test
+# hashes two or three passwords (the first admin, the users it makes), which at the
+# production cost was a large share of its time. Hashes carry their parameters, so the
+# production ones made elsewhere still verify. A test that needs the real cost (a full
+# hashing queue) is marked ``production_password_hash``; an app in a child process
+# always has it.
+_TEST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "production_password_hash: hash passwords at the production argon2 cost"
+    )
+
+
+@pytest.fixture(autouse=True)
+def _test_password_hash(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    if request.node.get_closest_marker("production_password_hash") is None:
+        monkeypatch.setattr(users, "_hasher", _TEST_HASHER)
 
 
 @pytest.fixture

@@ -1,5 +1,8 @@
 """Sessions, tokens, CSRF/origin checks, throttling, first-run admin."""
 
+import subprocess
+import sys
+
 from archnest import DB_KEY
 from archnest.db import ApiToken, User
 from archnest.testing import ADMIN_PASSWORD, make_user_headers
@@ -113,3 +116,19 @@ async def test_unknown_api_route_is_json_404(archnest_client, viewer_headers):
     r = await archnest_client.get("/api/nope", headers=viewer_headers)
     assert r.status == 404
     assert (await r.json())["error"]["code"] == "not_found"
+
+
+def test_passwords_are_hashed_at_the_production_cost_outside_tests() -> None:
+    """The test suite hashes at a test cost (archnest.testing); the app itself keeps
+    argon2id at 64 MiB, three passes, four lanes (a fresh interpreter, no fixtures)."""
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from archnest.users import hash_password; print(hash_password('x'))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out.startswith("$argon2id$v=19$m=65536,t=3,p=4$"), out
