@@ -8,6 +8,7 @@ everywhere and live in one place.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -82,8 +83,14 @@ def _bounded(app: web.Application) -> Callable[[Awaitable], Awaitable]:
     gate = asyncio.Semaphore(app[SETTINGS_KEY].fanout_concurrency)
 
     async def run(coro: Awaitable):  # type: ignore[no-untyped-def]
-        async with gate:
-            return await coro
+        try:
+            async with gate:
+                return await coro
+        finally:
+            # Cancelled while waiting for the gate (the client left): the call never
+            # started; close it so it is released quietly (a no-op once it ran).
+            if inspect.iscoroutine(coro):
+                coro.close()
 
     return run
 

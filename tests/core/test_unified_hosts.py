@@ -197,3 +197,29 @@ async def test_chosen_hosts_only_ask_their_own_sources(client, viewer_headers):
     assert await r.json() == {"hosts": [], "containers": []}
     r = await client.get("/api/containers?source=u", headers=viewer_headers)
     assert {h["id"] for h in (await r.json())["hosts"]} == {"u:good", "u:slow", "u:broken"}
+
+
+async def test_a_call_cancelled_while_waiting_for_the_fanout_gate_is_released_quietly() -> None:
+    """A probe queued behind the fan-out bound whose request is cancelled never ran:
+    it is closed, not left for the garbage collector's "never awaited" warning."""
+    from aiohttp import web
+    from archnest.hosts import _bounded
+    from archnest.keys import SETTINGS_KEY
+
+    app = web.Application()
+    app[SETTINGS_KEY] = SimpleNamespace(fanout_concurrency=1)
+    run = _bounded(app)
+
+    async def call() -> int:
+        await asyncio.sleep(0.2)
+        return 1
+
+    queued = call()
+    first = asyncio.ensure_future(run(call()))
+    second = asyncio.ensure_future(run(queued))
+    await asyncio.sleep(0.05)
+    second.cancel()
+    assert await first == 1
+    with pytest.raises(asyncio.CancelledError):
+        await second
+    assert queued.cr_frame is None  # closed without having run
