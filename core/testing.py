@@ -13,6 +13,7 @@ since running them for each test made up most of an app test's setup.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import tempfile
@@ -121,19 +122,26 @@ async def archnest_database_url(tmp_path: Path) -> AsyncIterator[str]:
 
 
 # This session's migrated templates: SQLite file path, or PostgreSQL database name, by
-# server URL ("" for SQLite). Removed when the session ends (_drop_templates).
+# server URL ("" for SQLite), and how to remove each when the session ends.
 _TEMPLATES: dict[str, str] = {}
+_TEMPLATE_DROPS: list[Callable[[], Awaitable[None]]] = []
 
 
 async def _template(server: str) -> str:
     if server in _TEMPLATES:
         return _TEMPLATES[server]
     if server:
-        url, _ = await create_pg_database(server, prefix="tmpl_")
+        url, drop = await create_pg_database(server, prefix="tmpl_")
         name = url.rpartition("/")[2]
     else:
-        name = str(Path(tempfile.mkdtemp(prefix="archnest-template-")) / "archnest.db")
+        folder = Path(tempfile.mkdtemp(prefix="archnest-template-"))
+        name = str(folder / "archnest.db")
         url = f"sqlite+aiosqlite:///{name}"
+
+        async def drop() -> None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    _TEMPLATE_DROPS.append(drop)
     db = Database(url)
     try:
         # The plugins every test app loads by default; a test's extra plugin gets its
@@ -149,25 +157,12 @@ async def _template(server: str) -> str:
 @pytest.fixture(scope="session", autouse=True)
 def _drop_templates() -> Iterator[None]:
     yield
-    for server, name in _TEMPLATES.items():
-        if server:
-            asyncio.run(_drop_pg_database(server, name))
-        else:
-            shutil.rmtree(Path(name).parent, ignore_errors=True)
+    for drop in _TEMPLATE_DROPS:
+        # The PostgreSQL server may be gone already (its test environment torn down).
+        with contextlib.suppress(Exception):
+            asyncio.run(drop())
+    _TEMPLATE_DROPS.clear()
     _TEMPLATES.clear()
-
-
-async def _drop_pg_database(server_url: str, name: str) -> None:
-    import asyncpg
-
-    try:
-        conn = await asyncpg.connect(server_url.replace("postgresql+asyncpg://", "postgresql://"))
-    except (OSError, asyncpg.PostgresError):
-        return  # the server is gone (its test environment was torn down first)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 @pytest.fixture

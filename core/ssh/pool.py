@@ -141,9 +141,7 @@ async def _end_process(proc: asyncssh.SSHClientProcess, *, pty: bool = False) ->
                 break
             with contextlib.suppress(Exception):
                 proc.send_signal(sig)
-            if pty:
-                break
-            for _ in range(_EXIT_POLLS):
+            for _ in range(0 if pty else _EXIT_POLLS):
                 await asyncio.sleep(_EXIT_POLL_SECONDS)
                 if _exited(proc):
                     break
@@ -194,12 +192,9 @@ class PooledProcess:
         try:
             await _end_process(self.proc, pty=self._pty)
         finally:
-            self._release_once()
-
-    def _release_once(self) -> None:
-        if self._release is not None:
-            self._release()
-            self._release = None
+            if self._release is not None:
+                self._release()
+                self._release = None
 
 
 class SshPool:

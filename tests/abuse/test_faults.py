@@ -19,11 +19,9 @@ before the fault.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import secrets
-import signal
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -50,7 +48,7 @@ from tests.abuse.resources import (
 from tests.agent.payloads import make_report
 from tests.docker_tcp.conftest import add_engine
 from tests.ssh.conftest import target_payload
-from tests.ssh.test_resilience import sshd_pids_serving
+from tests.ssh.test_resilience import kill_all, sshd_pids_serving
 from tests.testenv import IMAGE, TestEnv, TestEnvError
 from tests.testenv.standalone import StandaloneDockerd, StandalonePostgres
 
@@ -432,10 +430,7 @@ async def test_ssh_connection_killed_mid_follow_and_mid_list(
         load.add(lists(http), workers=2)
         await asyncio.sleep(0.3)
         killed = time.monotonic()
-        for pid in served_by:
-            # Killing one sshd process of the connection may already have ended another.
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        kill_all(served_by)
 
         async with asyncio.timeout(bound):
             ending = await _to_the_end(follow)
