@@ -1,4 +1,5 @@
-"""The plugin's tables: the latest accepted report per host, and the enrolled hosts."""
+"""The plugin's tables: the latest accepted report per host (its containers apart), and
+the enrolled hosts."""
 
 from __future__ import annotations
 
@@ -8,14 +9,14 @@ from sqlalchemy import Column, DateTime, Text
 from sqlmodel import Field, SQLModel
 
 TABLE = "docker_agent_reports"
+CONTAINERS_TABLE = "docker_agent_containers"
 ENROLLMENTS_TABLE = "docker_agent_enrollments"
 
 
 class DockerAgentReport(SQLModel, table=True):
-    """One row per host, replaced (upsert) by each accepted report.
-
-    The normalised containers are one JSON text column: a report is always read and
-    written whole, so per-container rows would only multiply writes on the ingest path.
+    """One row per host, replaced (upsert) by each accepted report: what changes with
+    every report (times, counts, the stats samples). The containers are apart
+    (:class:`DockerAgentContainers`), written only when they changed.
     """
 
     __tablename__ = TABLE
@@ -36,6 +37,24 @@ class DockerAgentReport(SQLModel, table=True):
     payload_bytes: int
     engine_json: str = Field(sa_column=Column(Text, nullable=False))
     host_facts_json: str = Field(sa_column=Column(Text, nullable=False))
+    # The report's stats samples by full container id (JSON object), as validated.
+    stats_json: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class DockerAgentContainers(SQLModel, table=True):
+    """A host's normalised containers (docs/api.md) without their stats, as one JSON
+    array: a report's containers are always read and written whole, so per-container
+    rows would only multiply writes on the ingest path.
+
+    Apart from the report's row because they rarely change between two reports (an
+    agent reports every 30 s; its containers change when one starts, stops or is
+    replaced) while the report's row changes every time: a report that changed no
+    container rewrites the small row only, not the ~80 kB of a 50-container host.
+    """
+
+    __tablename__ = CONTAINERS_TABLE
+
+    host: str = Field(primary_key=True, max_length=253)
     containers_json: str = Field(sa_column=Column(Text, nullable=False))
 
 

@@ -65,6 +65,16 @@ def normalise_report(
     ]
 
 
+def with_stats(containers_json: str, stats_json: str) -> list[dict[str, Any]]:
+    """A host's stored containers with the report's stats samples attached by id (the
+    normalised detail's ``stats``; None for a container without a sample)."""
+    containers = orjson.loads(containers_json)
+    stats = orjson.loads(stats_json)
+    for c in containers:
+        c["stats"] = stats.get(c["id"])
+    return containers
+
+
 def summary(detail: dict[str, Any]) -> dict[str, Any]:
     """The list row of a normalised detail."""
     return {k: detail.get(k) for k in SUMMARY_FIELDS}
@@ -84,20 +94,34 @@ class _Entry:
     """One container as the ingest keeps it between reports (nothing here is mutated)."""
 
     summary: ContainerSummary
-    # The stored detail's JSON up to its "stats" member's value, which is the report's
-    # sample, spliced in per report: head + sample + "}".
-    head: bytes
+    body: bytes  # the stored detail's JSON, without its stats (stored apart)
     cid: str
     running: bool
 
 
 @dataclass(frozen=True, slots=True)
 class NormalisedContainers:
-    """A report's containers: the list rows, the stored JSON, and the running count."""
+    """A report's containers: the list rows, the stored JSON, and the running count.
+
+    ``changed`` is False when they are what the host's previous report gave (same
+    containers, same order, same bytes): then ``summaries`` and ``json`` are the very
+    objects handed out for that report, and nothing needs to be stored or announced
+    again.
+    """
 
     summaries: list[ContainerSummary]
     json: str
     running_count: int
+    changed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Host:
+    """A host's latest report as the cache keeps it."""
+
+    raws: list[bytes]
+    entries: list[_Entry]
+    containers: NormalisedContainers
 
 
 def _key(raw: bytes) -> tuple[int, bytes]:
@@ -129,22 +153,24 @@ class ContainerCache:
     def __init__(self, mask: EnvMasker | None = None, max_entries: int = 25_000):
         self.mask = mask or EnvMasker()
         self.max_entries = max_entries
-        # host -> (raw JSON of each container, its entry), in report order
-        self._hosts: dict[str, tuple[list[bytes], list[_Entry]]] = {}
+        # host -> its latest report's containers (raw JSON, entries, result), the
+        # hosts in the order they reported
+        self._hosts: dict[str, _Host] = {}
         self._size = 0
         self.hits = 0  # for tests and operators
         self.misses = 0
 
-    def normalise(
-        self, host: str, raws: list[bytes], stats: dict[str, Any]
-    ) -> NormalisedContainers:
-        """Validate (when new) and normalise ``raws``, attach ``stats`` by full id.
+    def normalise(self, host: str, raws: list[bytes]) -> NormalisedContainers:
+        """Validate (when new) and normalise ``raws``: the list rows, and the JSON array
+        stored for the host (the details without their stats, which the report's row
+        holds by container id).
 
         Raises :class:`.payload.ReportInvalid` for a container off schema; the cache
         is then left as it was.
         """
         host_id = f"agent:{host}"
-        old_raws, old_entries = self._hosts.get(host) or ([], [])
+        previous = self._hosts.get(host)
+        old_raws, old_entries = (previous.raws, previous.entries) if previous else ([], [])
         misses = 0
         if len(raws) == len(old_raws):
             # The usual report: the same containers in the same order, a few changed.
@@ -152,6 +178,15 @@ class ContainerCache:
             # bookkeeping); only the places that differ are looked at one by one.
             entries = list(old_entries)
             changed = [i for i, (a, b) in enumerate(zip(raws, old_raws, strict=True)) if a != b]
+            if not changed and previous is not None:
+                self.hits += len(raws)
+                self._store(host, _Host(raws, old_entries, previous.containers))
+                return NormalisedContainers(
+                    previous.containers.summaries,
+                    previous.containers.json,
+                    previous.containers.running_count,
+                    changed=False,
+                )
         else:
             entries = [None] * len(raws)  # type: ignore[list-item]
             changed = list(range(len(raws)))
@@ -178,34 +213,31 @@ class ContainerCache:
             entries[index] = entry
         self.hits += len(raws) - misses
         self.misses += misses
-        # The sample as validated (only the schema's keys); absent keys read as null.
-        dumps, sample = orjson.dumps, stats.get
-        parts = [b"["]
-        for entry in entries:
-            parts += (entry.head, dumps(sample(entry.cid)), b"},")
-        if entries:
-            parts[-1] = b"}"  # the last container's, without the comma
-        parts.append(b"]")
-        self._store(host, raws, entries)
-        return NormalisedContainers(
+        containers = NormalisedContainers(
             [e.summary for e in entries],
-            b"".join(parts).decode(),
+            (b"[%b]" % b",".join([e.body for e in entries])).decode(),
             sum(e.running for e in entries),
+            changed=True,
         )
+        self._store(host, _Host(raws, entries, containers))
+        return containers
 
     def forget(self, host: str) -> None:
-        self._size -= len(self._hosts.pop(host, ((), ()))[0])
+        """Drop a host's containers: its next report is validated and stored whole
+        (after a refused or failed store, and when the host is forgotten)."""
+        gone = self._hosts.pop(host, None)
+        if gone is not None:
+            self._size -= len(gone.raws)
 
     def _entry(self, raw: bytes, index: int, host_id: str) -> _Entry:
         detail = detail_dict_from_inspect(validate_container(raw, index), host_id, None, self.mask)
         del detail["stats"]
-        head = orjson.dumps(detail)[:-1] + b',"stats":'
         summary = ContainerSummary(**{k: detail[k] for k in SUMMARY_FIELDS})
-        return _Entry(summary, head, detail["id"], detail["state"] == "running")
+        return _Entry(summary, orjson.dumps(detail), detail["id"], detail["state"] == "running")
 
-    def _store(self, host: str, raws: list[bytes], entries: list[_Entry]) -> None:
+    def _store(self, host: str, kept: _Host) -> None:
         self.forget(host)  # re-inserted last: the dict's order is the hosts' report order
-        self._hosts[host] = (raws, entries)
-        self._size += len(raws)
+        self._hosts[host] = kept
+        self._size += len(kept.raws)
         while self._size > self.max_entries and len(self._hosts) > 1:
             self.forget(next(iter(self._hosts)))

@@ -86,7 +86,7 @@ def archnest_plugin_info() -> dict[str, Any]:
     return {
         "version": __version__,
         "sources": ["agent"],
-        "tables": ["docker_agent_reports", "docker_agent_enrollments"],
+        "tables": ["docker_agent_reports", "docker_agent_containers", "docker_agent_enrollments"],
     }
 
 

@@ -91,11 +91,19 @@ async def ingest_report(request: web.Request) -> web.Response:
     except ReportInvalid as exc:
         raise BadRequest(str(exc), code="invalid_report") from None
     del body
-    await request.app[STORE_KEY].save(row)
+    try:
+        await request.app[STORE_KEY].save(row)
+    except BaseException:
+        # Not stored: the host's next report must not count as "unchanged" against
+        # containers that never reached the database or the subscribers.
+        request.app[CACHE_KEY].forget(row["host"])
+        raise
     # Stored: subscribers of /api/events hear what changed since the host's last
-    # report (an agent host has no event stream of its own).
+    # report (an agent host has no event stream of its own); a report that changed
+    # no container has nothing to tell.
     host_id = f"{AgentHostSource.name}:{row['host']}"
-    publish_containers(request.app, host_id, summaries)
+    if row["containers_changed"]:
+        publish_containers(request.app, host_id, summaries)
     # The running containers' samples go to the stats history (validated by the schema),
     # built only when kept: at most once per ARCHNEST_STATS_INTERVAL per host.
     record_stats(
@@ -151,7 +159,7 @@ def report_row(
             f"this agent token is enrolled for host {enrolled!r} and may report only as it",
             code="host_mismatch",
         )
-    containers = cache.normalise(report.host, split.containers, report.stats)
+    containers = cache.normalise(report.host, split.containers)
     if stats_out is not None:  # the samples by container id, for the stats history
         stats_out.update(report.stats)
     row = {
@@ -166,7 +174,11 @@ def report_row(
         "payload_bytes": len(body),
         "engine_json": dumps(report.engine),
         "host_facts_json": dumps(report.host_facts),
+        "stats_json": dumps(report.stats),
+        # The same str object as the previous report's when nothing changed: the store
+        # then keeps the host's stored containers as they are.
         "containers_json": containers.json,
+        "containers_changed": containers.changed,
     }
     return row, containers.summaries
 

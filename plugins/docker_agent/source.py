@@ -17,8 +17,7 @@ from archnest import (
     plugin_settings,
 )
 
-from .jsonio import loads
-from .normalise import LISTED_BY_DEFAULT, find_container, summary
+from .normalise import LISTED_BY_DEFAULT, find_container, summary, with_stats
 from .settings import AgentSettings
 from .store import HostRow, ReportStore, utc_naive
 
@@ -90,7 +89,7 @@ class AgentHostSource(HostSource):
         report = await self.store.report(key)
         if report is None:
             raise NotFound(f"no report from agent host {key!r}", code="unknown_host")
-        return loads(report["containers_json"])
+        return with_stats(report["containers_json"], report["stats_json"])
 
     async def list_containers(self, key: str, all: bool = False) -> list[ContainerSummary]:
         items = await self.containers(key)

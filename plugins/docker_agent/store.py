@@ -3,8 +3,12 @@
 Every accepted report goes through one writer task: reports that arrive while a
 transaction is running are merged into the next one (latest per host wins, the
 ``report_count`` of the row grows by all of them). One commit then covers many
-reports, which is what lets SQLite sustain hundreds of reports per second. The HTTP
+reports, which is what lets SQLite sustain a thousand reports per second. The HTTP
 answer is sent only after the commit that holds the report, so a 204 is never lost.
+
+A host's containers are a row of their own, rewritten only when a report changed them
+(on SQLite; on PostgreSQL, where several replicas may write, always): most reports
+change the report's small row only.
 
 On a SQLite file the writer has its own connection in its own thread
 (:class:`SqliteWriter`): a batch is one hand-over to that thread (BEGIN IMMEDIATE, one
@@ -29,11 +33,13 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from .models import DockerAgentReport
+from .models import DockerAgentContainers, DockerAgentReport
 
 log = logging.getLogger("archnest.docker_agent")
 
 _TABLE = DockerAgentReport.__table__  # type: ignore[attr-defined]
+_CONTAINERS = DockerAgentContainers.__table__  # type: ignore[attr-defined]
+_REPORT_KEYS = tuple(c.name for c in _TABLE.c)
 _LIST_COLUMNS = (
     _TABLE.c.host,
     _TABLE.c.agent_version,
@@ -45,36 +51,58 @@ _LIST_COLUMNS = (
 )
 
 
+class _Compiled:
+    """A statement as SQLAlchemy compiles it for SQLite (qmark placeholders, in the
+    order of ``positiontup``), bound with the values SQLAlchemy would bind (its
+    DATETIME text format): rows read back through SQLAlchemy like any other."""
+
+    def __init__(self, stmt: Any, table: Any, engine: AsyncEngine) -> None:
+        dialect = engine.dialect
+        compiled = stmt.compile(dialect=dialect, column_keys=[c.name for c in table.c])
+        self.sql = str(compiled)
+        self.columns = list(compiled.positiontup or ())
+        self._convert = [
+            (i, proc)
+            for i, name in enumerate(self.columns)
+            if (proc := table.c[name].type.dialect_impl(dialect).bind_processor(dialect))
+        ]
+
+    def values(self, rows: list[dict[str, Any]]) -> list[list[Any]]:
+        out = []
+        for row in rows:
+            value = [row[c] for c in self.columns]
+            for i, proc in self._convert:
+                value[i] = proc(value[i])
+            out.append(value)
+        return out
+
+
 class SqliteWriter:
     """The ingest's own connection to the SQLite file, used from one thread only."""
 
-    def __init__(self, path: str, engine: AsyncEngine, upsert: Any) -> None:
+    def __init__(
+        self, path: str, engine: AsyncEngine, upsert: Any, containers: Any, keep: Any
+    ) -> None:
         self.path = path
-        dialect = engine.dialect
-        # The store's upsert as SQLAlchemy compiles it for SQLite (qmark placeholders,
-        # in the order of ``positiontup``), bound with the values SQLAlchemy would bind
-        # (its DATETIME text format): rows read back through SQLAlchemy like any other.
-        compiled = upsert.compile(dialect=dialect, column_keys=[c.name for c in _TABLE.c])
-        self._sql = str(compiled)
-        self._columns = list(compiled.positiontup or ())
-        self._convert = [
-            (i, proc)
-            for i, name in enumerate(self._columns)
-            if (proc := _TABLE.c[name].type.dialect_impl(dialect).bind_processor(dialect))
-        ]
+        self._reports = _Compiled(upsert, _TABLE, engine)
+        self._containers = _Compiled(containers, _CONTAINERS, engine)
+        self._keep = _Compiled(keep, _CONTAINERS, engine)
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="docker_agent-sqlite")
         self._conn: sqlite3.Connection | None = None
 
-    async def write(self, rows: list[dict[str, Any]]) -> None:
-        values = []
-        for row in rows:
-            value = [row[c] for c in self._columns]
-            for i, proc in self._convert:
-                value[i] = proc(value[i])
-            values.append(value)
-        await asyncio.get_running_loop().run_in_executor(self._thread, self._write, values)
+    async def write(self, rows: list[dict[str, Any]], changed: list[dict[str, Any]]) -> None:
+        """Upsert ``rows``; the containers of those in ``changed`` are replaced, the
+        others' are inserted only if the host has none stored (forgotten meanwhile)."""
+        replaced = {id(r) for r in changed}
+        kept = [r for r in rows if id(r) not in replaced]
+        statements = [
+            (self._reports.sql, self._reports.values(rows)),
+            (self._containers.sql, self._containers.values(changed)),
+            (self._keep.sql, self._keep.values(kept)),
+        ]
+        await asyncio.get_running_loop().run_in_executor(self._thread, self._write, statements)
 
-    def _write(self, values: list[list[Any]]) -> None:
+    def _write(self, statements: list[tuple[str, list[list[Any]]]]) -> None:
         if self._conn is None:
             conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             # As the core's connections: WAL (set on the file by the core already),
@@ -92,7 +120,9 @@ class SqliteWriter:
         conn = self._conn
         try:
             conn.execute("BEGIN IMMEDIATE")
-            conn.executemany(self._sql, values)
+            for sql, values in statements:
+                if values:
+                    conn.executemany(sql, values)
             conn.execute("COMMIT")
         except BaseException:
             # Closed and opened again for the next batch: no half transaction survives.
@@ -179,7 +209,23 @@ class ReportStore:
                 "report_count": _TABLE.c.report_count + excluded.report_count,
             },
         )
-        self._sqlite = SqliteWriter(path, engine, self._upsert) if path else None
+        stmt = self._insert(_CONTAINERS)
+        self._containers_upsert = stmt.on_conflict_do_update(
+            index_elements=[_CONTAINERS.c.host],
+            set_={"containers_json": stmt.excluded.containers_json},
+        )
+        self._containers_keep = self._insert(_CONTAINERS).on_conflict_do_nothing(
+            index_elements=[_CONTAINERS.c.host]
+        )
+        # Hosts whose latest containers may not be stored: a batch holding them failed.
+        # Their next report replaces the stored containers even if it changed nothing
+        # since the report that failed (which the ingest's cache already holds).
+        self._unsure: set[str] = set()
+        self._sqlite = (
+            SqliteWriter(path, engine, self._upsert, self._containers_upsert, self._containers_keep)
+            if path
+            else None
+        )
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._writer(), name="docker_agent-writer")
@@ -228,15 +274,20 @@ class ReportStore:
         more than the upsert itself. After a failure the connection is dropped and the
         next batch opens a fresh one.
         """
+        rows = self._merge(batch)
         try:
             if self._sqlite is not None:
-                await self._sqlite.write(self._merge(batch))
+                # One process owns a SQLite file: what it committed last is what is
+                # stored, so unchanged containers need not be written again.
+                changed = [r for r in rows if r["containers_changed"] or r["host"] in self._unsure]
+                await self._sqlite.write(rows, changed)
+                self._unsure.difference_update(r["host"] for r in changed)
             elif conn is None:
                 conn = await self.engine.connect()
-                await self._write(conn, batch)
+                await self._write(conn, rows)
             else:
                 try:
-                    await self._write(conn, batch)
+                    await self._write(conn, rows)
                 except Exception:
                     # The held connection skips the pool's pre-ping: after a database
                     # restart it is dead. One retry on a fresh one (the upsert is
@@ -245,9 +296,10 @@ class ReportStore:
                         await conn.close()
                     conn = None
                     conn = await self.engine.connect()
-                    await self._write(conn, batch)
+                    await self._write(conn, rows)
         except Exception as exc:  # report the failure to every waiting sender
             log.exception("writing %d agent report(s) failed", len(batch))
+            self._unsure.update(r["host"] for r in rows)
             for _, fut in batch:
                 if not fut.done():
                     fut.set_exception(exc)
@@ -268,19 +320,29 @@ class ReportStore:
 
     @staticmethod
     def _merge(batch: list[tuple[dict[str, Any], asyncio.Future[None]]]) -> list[dict[str, Any]]:
-        """One row per host: the latest report, counting all of the batch's."""
+        """One row per host: the latest report, counting all of the batch's (and with
+        changed containers if any of them changed them)."""
         merged: dict[str, dict[str, Any]] = {}
         for row, _ in batch:  # arrival order: the later report of a host wins
             prev = merged.get(row["host"])
-            count = (prev["report_count"] if prev else 0) + row["report_count"]
-            merged[row["host"]] = {**row, "report_count": count}
+            if prev is None:
+                merged[row["host"]] = row
+                continue
+            merged[row["host"]] = {
+                **row,
+                "report_count": prev["report_count"] + row["report_count"],
+                "containers_changed": prev["containers_changed"] or row["containers_changed"],
+            }
         return list(merged.values())
 
-    async def _write(
-        self, conn: AsyncConnection, batch: list[tuple[dict[str, Any], asyncio.Future[None]]]
-    ) -> None:
+    async def _write(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+        # Several replicas may write on PostgreSQL: the containers are always stored.
         try:
-            await conn.execute(self._upsert, self._merge(batch))
+            await conn.execute(self._upsert, [{k: r[k] for k in _REPORT_KEYS} for r in rows])
+            await conn.execute(
+                self._containers_upsert,
+                [{"host": r["host"], "containers_json": r["containers_json"]} for r in rows],
+            )
             await conn.commit()
         except BaseException:
             with contextlib.suppress(Exception):
@@ -299,14 +361,20 @@ class ReportStore:
         return HostRow(**row._mapping) if row else None
 
     async def report(self, host: str) -> dict[str, Any] | None:
-        """The full stored row of ``host`` (containers still as JSON text)."""
+        """The full stored row of ``host`` with its ``containers_json`` (containers and
+        stats samples still as JSON text: :func:`.normalise.with_stats` joins them)."""
         async with self.engine.connect() as conn:
-            result = await conn.execute(select(_TABLE).where(_TABLE.c.host == host))
+            result = await conn.execute(
+                select(_TABLE, _CONTAINERS.c.containers_json)
+                .join(_CONTAINERS, _CONTAINERS.c.host == _TABLE.c.host)
+                .where(_TABLE.c.host == host)
+            )
             row = result.first()
         return dict(row._mapping) if row else None
 
     async def forget(self, host: str) -> bool:
         """Delete a host's report (it reappears if its agent reports again)."""
         async with self.engine.begin() as conn:
+            await conn.execute(delete(_CONTAINERS).where(_CONTAINERS.c.host == host))
             result = await conn.execute(delete(_TABLE).where(_TABLE.c.host == host))
         return bool(result.rowcount)

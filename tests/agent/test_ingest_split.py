@@ -15,7 +15,12 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 from archnest import ContainerDetail, ContainerSummary
-from archnest_docker_agent.normalise import ContainerCache, EnvMasker, normalise_report
+from archnest_docker_agent.normalise import (
+    ContainerCache,
+    EnvMasker,
+    normalise_report,
+    with_stats,
+)
 from archnest_docker_agent.payload import ReportInvalid, parse_report
 from archnest_docker_agent.routes import CACHE_KEY, report_row
 from hypothesis import HealthCheck, given, settings
@@ -45,7 +50,7 @@ def _split(body: bytes, cache: ContainerCache) -> list[ContainerDetail] | str:
         row, summaries = report_row(body, cache)
     except ReportInvalid as exc:
         return f"400: {exc}"
-    details = [ContainerDetail(**c) for c in json.loads(row["containers_json"])]
+    details = [ContainerDetail(**c) for c in with_stats(row["containers_json"], row["stats_json"])]
     # The list rows handed back are the stored details' summary fields.
     assert summaries == [ContainerSummary(**d.model_dump()) for d in details]
     assert row["container_count"] == len(details)
@@ -175,7 +180,7 @@ def test_unchanged_containers_are_reused_and_changed_ones_validated_again() -> N
     )
     row2, summaries2 = report_row(_body(second), cache)
     assert (cache.hits, cache.misses) == (9, 11)
-    stored = {c["id"]: c for c in json.loads(row2["containers_json"])}
+    stored = {c["id"]: c for c in with_stats(row2["containers_json"], row2["stats_json"])}
     assert stored[second["containers"][3]["Id"]]["state"] == "exited"
     assert stored[cid]["stats"]["cpu_percent"] == 99.5
     assert row2["running_count"] == row1["running_count"] - 1

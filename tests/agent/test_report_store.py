@@ -7,8 +7,11 @@ import asyncio
 import json
 from datetime import UTC, datetime
 
+import pytest
 from aiohttp.test_utils import TestClient
 from archnest import DB_KEY
+from archnest_docker_agent.normalise import ContainerCache, with_stats
+from archnest_docker_agent.routes import report_row
 from archnest_docker_agent.source import STORE_KEY
 from sqlalchemy import text
 
@@ -77,3 +80,70 @@ async def test_a_failed_batch_fails_its_senders_and_the_next_one_works(
     assert (await post_report(archnest_client, make_report(HOST, 4))).status == 204
     row = await store.host(HOST)
     assert row is not None and row.container_count == 4 and row.report_count == 2
+
+
+def _report(containers: int, second: int) -> bytes:
+    report = make_report(HOST, containers)
+    report["reported_at"] = f"2026-12-01T10:00:{second:02d}Z"
+    for n, sample in enumerate(report["stats"].values()):
+        sample["cpu_percent"] = float(second * 10 + n)
+    return json.dumps(report).encode()
+
+
+async def _stored(store, host: str = HOST) -> list[dict]:  # type: ignore[no-untyped-def]
+    full = await store.report(host)
+    assert full is not None
+    return with_stats(full["containers_json"], full["stats_json"])
+
+
+async def test_a_report_that_changed_no_container_updates_its_stats(
+    archnest_client: TestClient,
+) -> None:
+    store = archnest_client.app[STORE_KEY]
+    cache = ContainerCache()
+    row1, _ = report_row(_report(3, 1), cache)
+    row2, _ = report_row(_report(3, 2), cache)
+    assert row1["containers_changed"] and not row2["containers_changed"]
+    assert row2["containers_json"] is row1["containers_json"]
+    await store.save(row1)
+    await store.save(row2)
+    stored = await _stored(store)
+    assert [c["id"] for c in stored] == [c["Id"] for c in make_report(HOST, 3)["containers"]]
+    running = [c for c in stored if c["stats"] is not None]
+    assert running and all(c["stats"]["cpu_percent"] >= 20 for c in running)
+    assert (await store.host(HOST)).report_count == 2  # type: ignore[union-attr]
+
+
+async def test_containers_of_a_failed_batch_are_stored_by_the_next_unchanged_report(
+    archnest_client: TestClient,
+) -> None:
+    store = archnest_client.app[STORE_KEY]
+    engine = archnest_client.app[DB_KEY].engine
+    cache = ContainerCache()
+    await store.save(report_row(_report(2, 1), cache)[0])
+    grown, _ = report_row(_report(3, 2), cache)  # a container was added...
+    again, _ = report_row(_report(3, 3), cache)  # ...and the next report changed nothing
+    assert grown["containers_changed"] and not again["containers_changed"]
+    async with engine.begin() as conn:
+        await conn.execute(text("ALTER TABLE docker_agent_containers RENAME TO away"))
+    try:
+        with pytest.raises(Exception, match="docker_agent_containers"):
+            await store.save(grown)
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(text("ALTER TABLE away RENAME TO docker_agent_containers"))
+    await store.save(again)
+    assert len(await _stored(store)) == 3
+
+
+async def test_an_unchanged_report_of_a_forgotten_host_stores_its_containers(
+    archnest_client: TestClient,
+) -> None:
+    store = archnest_client.app[STORE_KEY]
+    cache = ContainerCache()
+    await store.save(report_row(_report(2, 1), cache)[0])
+    late, _ = report_row(_report(2, 2), cache)  # in flight while the host is forgotten
+    assert not late["containers_changed"]
+    assert await store.forget(HOST)
+    await store.save(late)
+    assert len(await _stored(store)) == 2
