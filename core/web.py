@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import weakref
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
@@ -80,11 +82,12 @@ def setup_templates(app: web.Application) -> None:
         [jinja2.FileSystemLoader(str(HERE / "templates")), jinja2.PrefixLoader(prefixed)]
     )
     env = aiohttp_jinja2.setup(
-        app,
-        loader=loader,
-        autoescape=jinja2.select_autoescape(default=True),
-        context_processors=[_base_context],
+        app, loader=loader, autoescape=jinja2.select_autoescape(default=True)
     )
+    # In place of aiohttp_jinja2's context processors, which run for every request
+    # before its handler (the API's and the agents' too) and tie the request into a
+    # reference cycle: the base context is built when a template is rendered.
+    app.middlewares.append(_template_context_middleware)
     env.policies["json.dumps_kwargs"] = {"sort_keys": True}
     app.router.add_static("/static/core/", HERE / "static")
 
@@ -105,7 +108,46 @@ def settings_nav(request: web.Request) -> list[NavItem]:
     return sorted(items, key=lambda i: (i.order, i.title))
 
 
-async def _base_context(request: web.Request) -> dict[str, Any]:
+class _BaseContext(Mapping[str, Any]):
+    """The templates' base context of one request, built on first use.
+
+    aiohttp_jinja2 merges ``request[REQUEST_CONTEXT_KEY]`` into every template's
+    context; most requests render none. The request is held weakly: it holds this
+    object, so a strong reference would make every request garbage only the cyclic
+    collector can free.
+    """
+
+    __slots__ = ("_request", "_values")
+
+    def __init__(self, request: web.Request) -> None:
+        self._request = weakref.ref(request)
+        self._values: dict[str, Any] | None = None
+
+    def _get(self) -> dict[str, Any]:
+        if self._values is None:
+            request = self._request()
+            self._values = _base_context(request) if request is not None else {}
+        return self._values
+
+    def __getitem__(self, key: str) -> Any:
+        return self._get()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+
+@web.middleware
+async def _template_context_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    request[aiohttp_jinja2.REQUEST_CONTEXT_KEY] = _BaseContext(request)
+    return await handler(request)
+
+
+def _base_context(request: web.Request) -> dict[str, Any]:
     user = current_user(request)
     settings = request.app[SETTINGS_KEY]
     return {

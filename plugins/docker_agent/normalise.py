@@ -97,6 +97,8 @@ class _Entry:
     body: bytes  # the stored detail's JSON, without its stats (stored apart)
     cid: str
     running: bool
+    # What the live view's events compare (core LiveState.publish_containers).
+    shown: tuple[str, str, str, str | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,14 +107,16 @@ class NormalisedContainers:
 
     ``changed`` is False when they are what the host's previous report gave (same
     containers, same order, same bytes): then ``summaries`` and ``json`` are the very
-    objects handed out for that report, and nothing needs to be stored or announced
-    again.
+    objects handed out for that report, and nothing needs to be stored again.
+    ``shown_changed`` is False when, container by container, the id, state, name and
+    status are those of the previous report: the live view has nothing to announce.
     """
 
     summaries: list[ContainerSummary]
     json: str
     running_count: int
     changed: bool
+    shown_changed: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +190,7 @@ class ContainerCache:
                     previous.containers.json,
                     previous.containers.running_count,
                     changed=False,
+                    shown_changed=False,
                 )
         else:
             entries = [None] * len(raws)  # type: ignore[list-item]
@@ -213,11 +218,15 @@ class ContainerCache:
             entries[index] = entry
         self.hits += len(raws) - misses
         self.misses += misses
+        shown_changed = previous is None or len(raws) != old_count
+        if not shown_changed:
+            shown_changed = any(entries[i].shown != old_entries[i].shown for i in changed)
         containers = NormalisedContainers(
             [e.summary for e in entries],
             (b"[%b]" % b",".join([e.body for e in entries])).decode(),
             sum(e.running for e in entries),
             changed=True,
+            shown_changed=shown_changed,
         )
         self._store(host, _Host(raws, entries, containers))
         return containers
@@ -233,7 +242,13 @@ class ContainerCache:
         detail = detail_dict_from_inspect(validate_container(raw, index), host_id, None, self.mask)
         del detail["stats"]
         summary = ContainerSummary(**{k: detail[k] for k in SUMMARY_FIELDS})
-        return _Entry(summary, orjson.dumps(detail), detail["id"], detail["state"] == "running")
+        return _Entry(
+            summary,
+            orjson.dumps(detail),
+            detail["id"],
+            detail["state"] == "running",
+            (detail["id"], detail["state"], detail["name"], detail["status"]),
+        )
 
     def _store(self, host: str, kept: _Host) -> None:
         self.forget(host)  # re-inserted last: the dict's order is the hosts' report order

@@ -88,6 +88,7 @@ async def ingest_report(request: web.Request) -> web.Response:
     try:
         with _no_gc_pauses():
             row, summaries = report_row(body, request.app[CACHE_KEY], enrolled, stats)
+            shown_changed = row.pop("shown_changed")
     except ReportInvalid as exc:
         raise BadRequest(str(exc), code="invalid_report") from None
     del body
@@ -99,10 +100,10 @@ async def ingest_report(request: web.Request) -> web.Response:
         request.app[CACHE_KEY].forget(row["host"])
         raise
     # Stored: subscribers of /api/events hear what changed since the host's last
-    # report (an agent host has no event stream of its own); a report that changed
-    # no container has nothing to tell.
+    # report (an agent host has no event stream of its own); a report in which no
+    # container's state, name or status changed has nothing to tell.
     host_id = f"{AgentHostSource.name}:{row['host']}"
-    if row["containers_changed"]:
+    if shown_changed:
         publish_containers(request.app, host_id, summaries)
     # The running containers' samples go to the stats history (validated by the schema),
     # built only when kept: at most once per ARCHNEST_STATS_INTERVAL per host.
@@ -144,7 +145,10 @@ def report_row(
     stats_out: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], list[ContainerSummary]]:
     """Validate, normalise and mask one report into its table row (plain strings) and
-    the containers' list rows.
+    the containers' list rows. Besides the columns, the row says whether the containers
+    changed since the host's previous report (``containers_changed``: what the store
+    writes) and whether any container's state, name or status did (``shown_changed``:
+    what the live view announces).
 
     ``enrolled``: the one host the request's token may report (None: any). Checked
     right after the top-level fields, before any container is looked at, so a token
@@ -179,6 +183,7 @@ def report_row(
         # then keeps the host's stored containers as they are.
         "containers_json": containers.json,
         "containers_changed": containers.changed,
+        "shown_changed": containers.shown_changed,
     }
     return row, containers.summaries
 

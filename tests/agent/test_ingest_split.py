@@ -21,7 +21,7 @@ from archnest_docker_agent.normalise import (
     normalise_report,
     with_stats,
 )
-from archnest_docker_agent.payload import ReportInvalid, parse_report
+from archnest_docker_agent.payload import STATS_FIELDS, ReportInvalid, parse_report, split_report
 from archnest_docker_agent.routes import CACHE_KEY, report_row
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -258,3 +258,65 @@ async def test_reports_through_the_app_use_the_cache_and_forget_clears_it(
     assert hosts[0]["report_count"] == 4 and hosts[0]["container_count"] == 20
     assert (await archnest_client.delete(base, headers=admin_headers)).status == 204
     assert HOST not in cache._hosts
+
+
+def test_what_is_stored_and_what_is_announced_follow_what_changed() -> None:
+    cache = ContainerCache()
+    report = make_report(HOST, 4)
+    first, _ = report_row(_body(report), cache)
+    assert first["containers_changed"] and first["shown_changed"]
+    # Only the samples moved: nothing to store again, nothing to announce.
+    cid = report["containers"][0]["Id"]
+    report["stats"][cid] = {**report["stats"][cid], "cpu_percent": 42.0}
+    row, _ = report_row(_body(report), cache)
+    assert not row["containers_changed"] and not row["shown_changed"]
+    assert row["containers_json"] is first["containers_json"]
+    # A restart the list shows alike: stored again, not announced.
+    report["containers"][1]["RestartCount"] = 5
+    row, _ = report_row(_body(report), cache)
+    assert row["containers_changed"] and not row["shown_changed"]
+    # A container paused: both.
+    report["containers"][2]["State"].update(Status="paused", Paused=True)
+    row, _ = report_row(_body(report), cache)
+    assert row["containers_changed"] and row["shown_changed"]
+    # One gone: both.
+    report["containers"].pop()
+    row, _ = report_row(_body(report), cache)
+    assert row["containers_changed"] and row["shown_changed"]
+
+
+_SAMPLE_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from(["1.5", "7", "", "x", 5.0, [], {}]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    samples=st.dictionaries(
+        st.text(max_size=600).filter(lambda k: len(k) <= 3 or len(k) > 500),
+        st.one_of(
+            st.none(),
+            st.dictionaries(st.sampled_from([*STATS_FIELDS, "extra"]), _SAMPLE_VALUES, max_size=4),
+        ),
+        max_size=3,
+    )
+)
+def test_stats_samples_read_as_the_model_reads_them(samples: dict[str, Any]) -> None:
+    """The samples' fast path (msgspec) accepts only what the model accepts, gives the
+    same values, and leaves refusals and their messages to the model."""
+    body = _body({**make_report(HOST, 1), "stats": samples})
+    try:
+        expected: Any = parse_report(body).stats
+    except ReportInvalid as exc:
+        expected = f"400: {exc}"
+    try:
+        got: Any = split_report(body).header.stats
+    except ReportInvalid as exc:
+        got = f"400: {exc}"
+    assert got == expected
+    if isinstance(got, dict):
+        assert all(type(v) is type(expected[k][f]) for k, s in got.items() for f, v in s.items())
