@@ -231,6 +231,11 @@ class ContainerCache:
         self._store(host, _Host(raws, entries, containers))
         return containers
 
+    def previous(self, host: str | None) -> list[bytes]:
+        """The raw JSON of the containers of ``host``'s latest report ([] if unknown)."""
+        kept = self._hosts.get(host) if host is not None else None
+        return kept.raws if kept is not None else []
+
     def forget(self, host: str) -> None:
         """Drop a host's containers: its next report is validated and stored whole
         (after a refused or failed store, and when the host is forgotten)."""

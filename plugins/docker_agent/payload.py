@@ -12,11 +12,16 @@ The ingest does not validate a body in one piece: :func:`split_report` scans it 
 only when those bytes were not seen in the host's previous report: a container that
 did not change between two reports is byte-for-byte the same document, so its
 validated and normalised form can be reused (:class:`.normalise.ContainerCache`).
+Given those bytes, the scan itself skips them too: the containers array is matched
+against the host's previous containers and only what differs is read
+(:func:`_split_like_previous`), with the same result as reading the whole body.
 """
 
 from __future__ import annotations
 
 import re
+import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal, Required
@@ -246,15 +251,135 @@ class SplitReport:
     containers: list[bytes]  # each container's JSON exactly as sent
 
 
-def split_report(body: bytes) -> SplitReport:
-    """Check the JSON and the top-level fields of a schema-1 body; keep each container's
-    raw JSON for :func:`validate_container`. Raises :class:`ReportInvalid`."""
+# --- reading a body against the host's previous containers ------------------------
+
+_CONTAINERS_KEY = b'"containers":['
+_HOST_KEY = b'"host":"'
+# Stands in for the containers array while the rest of a body is read: a per-process
+# random string, so no body can hold it where the containers array was not.
+_NONCE = secrets.token_hex(16).encode()
+_NONCE_ARRAY = b'"containers":["' + _NONCE + b'"]'
+_NONCE_RAW = b'"' + _NONCE + b'"'
+_ELEMENTS = msgspec.json.Decoder(list[msgspec.Raw])
+# How far ahead of a container that changed the next unchanged one is looked for.
+_ANCHOR_LOOKAHEAD = 4
+_ANCHOR_PREFIX = 96
+
+
+def host_hint(body: bytes) -> str | None:
+    """The value of the first ``"host":"..."`` in a body, unvalidated: only a hint of
+    whose previous containers to compare the body with (see :func:`split_report`)."""
+    at = body.find(_HOST_KEY)
+    if at < 0:
+        return None
+    start = at + len(_HOST_KEY)
+    end = body.find(b'"', start, start + 254)
+    return body[start:end].decode("ascii", "replace") if end > 0 else None
+
+
+def _containers_like(
+    body: bytes, start: int, previous: Sequence[bytes]
+) -> tuple[list[bytes], int] | None:
+    """The containers array whose first element starts at ``start``, read by matching
+    the ``previous`` containers' exact bytes in order; what lies between two matches
+    (containers that changed, or were added) is read by msgspec. Returns the elements
+    (the very ``previous`` objects where they match) and the index after the closing
+    bracket, or None when the body does not follow the previous report closely enough
+    (then the whole body is read instead).
+
+    Sound because each element matched is a complete JSON value, and each stretch in
+    between is checked to be a list of complete values: element boundaries found this
+    way are the array's own. Whether the array is the body's top-level "containers" is
+    checked by the caller.
+    """
+    out: list[bytes] = []
+    p, k, n = start, 0, len(previous)
+    if body.startswith(b"]", p):
+        return out, p + 1
+    while True:
+        if k < n and body.startswith(previous[k], p):
+            out.append(previous[k])
+            p += len(previous[k])
+            k += 1
+        else:
+            # Changed or added containers up to the next previous one found intact.
+            for j in range(k, min(k + _ANCHOR_LOOKAHEAD, n)):
+                # Found by its first bytes (they hold its id: a short needle is found
+                # much faster than the whole document), then compared whole.
+                q = body.find(b"," + previous[j][:_ANCHOR_PREFIX], p)
+                if q > p and body.startswith(previous[j], q + 1):
+                    break
+            else:
+                return None
+            try:
+                between = _ELEMENTS.decode(b"[" + body[p:q] + b"]")
+            except msgspec.MsgspecError:
+                return None
+            if not between:
+                return None
+            out += [bytes(r) for r in between]
+            p, k = q + 1, j
+            continue
+        if body.startswith(b",", p):
+            p += 1
+        elif body.startswith(b"]", p):
+            return out, p + 1
+        else:
+            return None
+
+
+def _split_like_previous(
+    body: bytes, previous: Sequence[bytes]
+) -> tuple[_Parts, list[bytes]] | None:
+    """A body read with the host's previous containers as a guide (None: read it whole).
+
+    An agent's report repeats most of its containers byte for byte; scanning them again
+    was the largest part of reading a body. The array is located, matched against the
+    previous containers (:func:`_containers_like`), and the rest of the body, with the
+    array replaced by a one-element array of a random nonce, is read as usual: it must
+    come back with exactly that nonce as its containers, which proves the array was the
+    body's top-level (last) "containers" member, and the rest is checked like any body.
+    """
+    if not previous:
+        return None
+    at = body.find(_CONTAINERS_KEY)
+    if at < 0:
+        return None
+    found = _containers_like(body, at + len(_CONTAINERS_KEY), previous)
+    if found is None:
+        return None
+    raws, end = found
     try:
-        parts = _PARTS.decode(body)
-    except msgspec.ValidationError as exc:  # well-formed JSON of the wrong shape
-        raise ReportInvalid("report does not match schema 1: " + _msgspec_explain(exc)) from None
-    except msgspec.DecodeError as exc:
-        raise ReportInvalid(f"malformed JSON: {exc}") from None
+        parts = _PARTS.decode(body[:at] + _NONCE_ARRAY + body[end:])
+    except msgspec.MsgspecError:
+        return None
+    if not (isinstance(parts.containers, list) and len(parts.containers) == 1):
+        return None
+    if bytes(parts.containers[0]) != _NONCE_RAW:
+        return None
+    return parts, raws
+
+
+def split_report(body: bytes, previous: Sequence[bytes] = ()) -> SplitReport:
+    """Check the JSON and the top-level fields of a schema-1 body; keep each container's
+    raw JSON for :func:`validate_container`. Raises :class:`ReportInvalid`.
+
+    ``previous``: the containers' raw JSON of the host's previous report, if known; an
+    optimisation only (any previous gives the same result, or the same refusal).
+    """
+    fast = _split_like_previous(body, previous)
+    if fast is not None:
+        parts, raws = fast
+    else:
+        try:
+            parts = _PARTS.decode(body)
+        except msgspec.ValidationError as exc:  # well-formed JSON of the wrong shape
+            raise ReportInvalid(
+                "report does not match schema 1: " + _msgspec_explain(exc)
+            ) from None
+        except msgspec.DecodeError as exc:
+            raise ReportInvalid(f"malformed JSON: {exc}") from None
+        raws = parts.containers  # type: ignore[assignment]
     # The top level without the containers, re-assembled from the raw pieces, goes
     # through the documented model: the same rules and messages as a whole report.
     # The stats samples are read by msgspec first (see _FastStats); only when it
@@ -264,7 +389,6 @@ def split_report(body: bytes) -> SplitReport:
         for name, key in _HEADER_FIELDS
         if name != "stats" and (raw := getattr(parts, name))
     ]
-    raws = parts.containers
     if raws is None:
         pieces.append(b'"containers":null')
     elif raws is not msgspec.UNSET:
@@ -294,7 +418,7 @@ def split_report(body: bytes) -> SplitReport:
             f"report does not match schema 1: containers: List should have at most "
             f"{MAX_CONTAINERS} items after validation, not {len(raws)}"
         )
-    return SplitReport(header, [bytes(r) for r in raws])
+    return SplitReport(header, raws if fast is not None else [bytes(r) for r in raws])
 
 
 def validate_container(raw: bytes, index: int) -> AgentContainer:

@@ -31,7 +31,7 @@ from .enroll_routes import setup_enroll_routes
 from .enrollments import ENROLLMENTS_KEY
 from .jsonio import dumps, loads
 from .normalise import ContainerCache
-from .payload import HOST_RE, AgentReport, ReportInvalid, split_report
+from .payload import HOST_RE, AgentReport, ReportInvalid, host_hint, split_report
 from .settings import AgentSettings
 from .source import STORE_KEY, AgentHostSource, host_entry
 from .store import HostRow, utc_naive
@@ -155,7 +155,9 @@ def report_row(
     cannot touch another host's cached containers. A separate function on purpose:
     the intermediates die when it returns, before the handler waits for the commit.
     """
-    split = split_report(body)
+    # The host's previous containers guide the reading (the host named in the body, a
+    # hint only: the result does not depend on it, see split_report).
+    split = split_report(body, cache.previous(host_hint(body)))
     report = split.header
     if enrolled is not None and report.host != enrolled:
         log.warning("agent report refused: a token of %r reported as another host", enrolled)

@@ -320,3 +320,71 @@ def test_stats_samples_read_as_the_model_reads_them(samples: dict[str, Any]) -> 
     assert got == expected
     if isinstance(got, dict):
         assert all(type(v) is type(expected[k][f]) for k, s in got.items() for f, v in s.items())
+
+
+# --- reading a body with the host's previous containers as a guide ----------------
+
+
+def _same_reading(body: bytes, previous: list[bytes]) -> Any:
+    """split_report with and without the guide: the same result or the same refusal."""
+    try:
+        plain: Any = split_report(body)
+        plain = (plain.header.model_dump(), [bytes(r) for r in plain.containers])
+    except ReportInvalid as exc:
+        plain = f"400: {exc}"
+    try:
+        guided: Any = split_report(body, previous)
+        guided = (guided.header.model_dump(), [bytes(r) for r in guided.containers])
+    except ReportInvalid as exc:
+        guided = f"400: {exc}"
+    assert guided == plain
+    return plain
+
+
+def test_a_guided_reading_equals_a_whole_one() -> None:
+    base = make_report(HOST, 8)
+    previous = [json.dumps(c, separators=(",", ":")).encode() for c in base["containers"]]
+    compact = json.dumps(base, separators=(",", ":")).encode()
+    assert all(a is b for a, b in zip(split_report(compact, previous).containers, previous))
+    bodies: list[bytes] = [compact, _body(base)]  # json.dumps's ", " spacing too
+    for edit in range(6):
+        r = copy.deepcopy(base)
+        cs = r["containers"]
+        if edit == 0:
+            cs[3]["RestartCount"] = 7  # one changed in the middle
+        elif edit == 1:
+            cs[-1]["RestartCount"] = 7  # the last one changed
+        elif edit == 2:
+            cs.insert(2, copy.deepcopy(cs[5]) | {"Id": "e" * 64})  # one added
+        elif edit == 3:
+            del cs[4]  # one removed
+        elif edit == 4:
+            cs[0]["RestartCount"], cs[1]["RestartCount"] = 3, 4  # the first two changed
+        else:
+            r["containers"] = []
+        bodies.append(json.dumps(r, separators=(",", ":")).encode())
+    for body in bodies:
+        _same_reading(body, previous)
+
+
+def test_previous_containers_elsewhere_in_a_body_are_not_taken_for_its_own() -> None:
+    base = make_report(HOST, 3)
+    array = json.dumps(base["containers"], separators=(",", ":"))
+    previous = [json.dumps(c, separators=(",", ":")).encode() for c in base["containers"]]
+    empty = {**base, "containers": []}
+    head = json.dumps(empty, separators=(",", ":"))[:-1]
+    crafted = [
+        # The previous array in an unknown member; the body's own containers are none.
+        head + ',"junk":{"containers":' + array + "}}",
+        # In a string (quotes escaped), and as a key's value inside an object.
+        head + ',"junk":' + json.dumps('"containers":' + array) + "}",
+        head + ',"x\\"containers":' + array + "}",
+        # Two top-level "containers": the last one is the body's.
+        '{"containers":' + array + "," + head[1:] + "}",
+    ]
+    for text in crafted:
+        result = _same_reading(text.encode(), previous)
+        assert isinstance(result, str) or result[1] == [], text[:80]
+    # ...and the other way round: the previous array last is the body's.
+    last = head + ',"containers":' + array + "}"
+    assert _same_reading(last.encode(), previous)[1] == previous
