@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import json
 import os
 import signal
@@ -45,6 +44,7 @@ def serve(args: argparse.Namespace) -> None:
 
     from aiohttp import web
     from archnest import Settings, create_app
+    from archnest.cli import tune_collector
 
     logging.basicConfig(level=logging.WARNING)
     settings = Settings(
@@ -69,9 +69,9 @@ def serve(args: argparse.Namespace) -> None:
     async def main() -> None:
         app = create_app(settings)
         # As `archnest serve` does (core/cli.py): what is imported by now lives as long
-        # as the process and is moved out of the collector's reach.
-        gc.collect()
-        gc.freeze()
+        # as the process and is moved out of the collector's reach, and the young
+        # generation is collected less often.
+        tune_collector()
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)

@@ -38,15 +38,30 @@ def _with_db(fn: Callable[[Database, Settings], Awaitable[Any]]) -> Any:
     return asyncio.run(run())
 
 
+# Allocations (net of frees) between two young-generation collections; CPython's
+# default is 700. A server allocates tens of thousands of objects a second that
+# reference counting frees at once (requests leave no cycles, see web.py); at 700 the
+# young generation was collected every few requests, each time walking the requests
+# then in flight: about 5 % of the event loop's time on the agent ingest
+# (bench/agent_ingest.py, docs/performance.md), 0.4 % at 20,000.
+GC_THRESHOLD = (20_000, 20, 20)
+
+
+def tune_collector() -> None:
+    """The cyclic garbage collector as the server runs it (``archnest serve``)."""
+    # Everything imported and built so far lives as long as the process: moving it out
+    # of the collector's reach makes each collection of per-request garbage cheaper.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLD)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     configure_logging(args.log_level)
     settings = Settings.from_env()
     settings.auto_migrate = not args.no_migrate
     app = create_app(settings)
-    # Everything imported so far lives as long as the process: moving it out of the
-    # collector's reach makes each collection of per-request garbage cheaper.
-    gc.collect()
-    gc.freeze()
+    tune_collector()
     print(f"ArchNest Containers on http://{args.host}:{args.port}", file=sys.stderr, flush=True)
     web.run_app(
         app,
