@@ -44,7 +44,7 @@ def serve(args: argparse.Namespace) -> None:
 
     from aiohttp import web
     from archnest import Settings, create_app
-    from archnest.cli import tune_collector
+    from archnest.cli import tune_interpreter
 
     logging.basicConfig(level=logging.WARNING)
     settings = Settings(
@@ -68,10 +68,9 @@ def serve(args: argparse.Namespace) -> None:
 
     async def main() -> None:
         app = create_app(settings)
-        # As `archnest serve` does (core/cli.py): what is imported by now lives as long
-        # as the process and is moved out of the collector's reach, and the young
-        # generation is collected less often.
-        tune_collector()
+        # As `archnest serve` does (core/cli.py): the garbage collector and the GIL's
+        # switch interval tuned for a server.
+        tune_interpreter()
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
