@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,11 @@ from .routes import setup_routes
 from .settings import AgentSettings
 from .source import STORE_KEY, AgentHostSource
 from .ssh_install import remote_command
-from .store import ReportStore
+from .store import ReportStore, sqlite_path
+from .worker import WORKER_KEY, IngestWorker
 
 HERE = Path(__file__).resolve().parent
+log = logging.getLogger("archnest.docker_agent")
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -38,13 +41,27 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
         remote_command(settings.ssh_install_root, settings.ssh_sudo)
     except ValueError as exc:  # a bad setting stops startup, naming the variable
         raise SystemExit(str(exc)) from None
-    store = ReportStore(app[DB_KEY].engine)
+    engine = app[DB_KEY].engine
+    store = ReportStore(engine)
     await store.start()
     app[STORE_KEY] = store
-    app[ENROLLMENTS_KEY] = EnrollmentStore(app[DB_KEY].engine)
+    app[ENROLLMENTS_KEY] = EnrollmentStore(engine)
+    worker = None
+    if settings.ingest_worker:
+        if sqlite_path(engine) is None:
+            log.warning(
+                "ARCHNEST_AGENT_INGEST_WORKER needs a SQLite database file; "
+                "reports are stored in-process (with PostgreSQL, run replicas)"
+            )
+        else:
+            worker = IngestWorker(engine.url.render_as_string(hide_password=False))
+            await worker.start()
+            app[WORKER_KEY] = worker
     try:
         yield
     finally:
+        if worker is not None:  # first: it may still be storing accepted reports
+            await worker.close()
         await store.close()
 
 

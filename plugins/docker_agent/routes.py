@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 from archnest import (
+    ApiError,
     BadRequest,
     ContainerSummary,
     Forbidden,
@@ -35,6 +36,7 @@ from .payload import HOST_RE, AgentReport, ReportInvalid, host_hint, split_repor
 from .settings import AgentSettings
 from .source import STORE_KEY, AgentHostSource, host_entry
 from .store import HostRow, utc_naive
+from .worker import WORKER_KEY, IngestWorker, WorkerGone, raise_answer
 
 log = logging.getLogger("archnest.docker_agent")
 
@@ -84,9 +86,12 @@ async def ingest_report(request: web.Request) -> web.Response:
         raise
     # Bounded read: Content-Length is checked first, then the stream is counted.
     body = await read_body_limited(request, settings.max_report_bytes)
+    worker = request.app.get(WORKER_KEY)
+    if worker is not None:
+        return await _ingest_in_worker(request, worker, body, enrolled)
     stats: dict[str, Any] = {}
     try:
-        with _no_gc_pauses():
+        with no_gc_pauses():
             row, summaries = report_row(body, request.app[CACHE_KEY], enrolled, stats)
             shown_changed = row.pop("shown_changed")
     except ReportInvalid as exc:
@@ -119,8 +124,44 @@ async def ingest_report(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+async def _ingest_in_worker(
+    request: web.Request, worker: IngestWorker, body: bytes, enrolled: str | None
+) -> web.Response:
+    """The ingest with ARCHNEST_AGENT_INGEST_WORKER: the worker process validates and
+    stores; the same answers, events and stats history as in-process."""
+    try:
+        answer = await worker.report(body, enrolled)
+    except WorkerGone:
+        raise ApiError(
+            "the agent ingest worker restarted before it stored this report; send it again",
+            code="ingest_worker_restarted",
+            status=503,
+        ) from None
+    if answer[0] != "ok":
+        if answer[0] == "api" and answer[1] == 403:
+            log.warning("agent report refused: a token of %r reported as another host", enrolled)
+        raise_answer(answer)
+    host, stats_json, shown = answer[1:4]
+    host_id = f"{AgentHostSource.name}:{host}"
+    if shown is not None:
+        rows = [ContainerSummary(**s) for s in shown]
+        worker.shown[host] = rows
+        publish_containers(request.app, host_id, rows)
+
+    def samples() -> dict[str, tuple[str, Stats]]:
+        stats = loads(stats_json)
+        return {
+            c.id: (c.name, Stats.model_construct(**stats[c.id]))
+            for c in worker.shown.get(host, ())
+            if c.state == "running" and stats.get(c.id)
+        }
+
+    record_stats(request.app, host_id, samples)
+    return web.Response(status=204)
+
+
 @contextlib.contextmanager
-def _no_gc_pauses() -> Iterator[None]:
+def no_gc_pauses() -> Iterator[None]:
     """Suspend the cyclic garbage collector for one report's parse and normalisation.
 
     Those build thousands of acyclic objects (freed by reference counting as soon as
@@ -226,6 +267,9 @@ async def forget_agent_host(request: web.Request) -> web.Response:
     decommissioned host; a host whose agent still runs comes back with its next report."""
     host = _host(request)
     request.app[CACHE_KEY].forget(host)
+    worker = request.app.get(WORKER_KEY)
+    if worker is not None:
+        await worker.forget(host)
     if not await request.app[STORE_KEY].forget(host):
         raise NotFound(f"no report from agent host {host!r}", code="unknown_host")
     return web.Response(status=204)

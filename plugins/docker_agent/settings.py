@@ -25,3 +25,6 @@ class AgentSettings(PluginSettings):
     ssh_install_root: str = env_setting("ARCHNEST_AGENT_SSH_INSTALL_ROOT", "/")
     # Run the remote installer through `sudo -n` (an SSH user that is not root).
     ssh_sudo: bool = env_setting("ARCHNEST_AGENT_SSH_SUDO", False)
+    # Validate and store reports in a worker process of their own (SQLite only): the
+    # ingest then uses a second core (docs/docker-agent-monitoring.md).
+    ingest_worker: bool = env_setting("ARCHNEST_AGENT_INGEST_WORKER", False)

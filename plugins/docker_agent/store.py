@@ -123,14 +123,23 @@ class SqliteWriter:
     async def write(self, rows: list[dict[str, Any]], changed: list[dict[str, Any]]) -> None:
         """Upsert ``rows``; the containers of those in ``changed`` are replaced, the
         others' are inserted only if the host has none stored (forgotten meanwhile)."""
+        statements = self._statements(rows, changed)
+        await asyncio.get_running_loop().run_in_executor(self._thread, self._write, statements)
+
+    def write_now(self, rows: list[dict[str, Any]], changed: list[dict[str, Any]]) -> None:
+        """:meth:`write` in the calling thread (the ingest worker process's writer)."""
+        self._write(self._statements(rows, changed))
+
+    def _statements(
+        self, rows: list[dict[str, Any]], changed: list[dict[str, Any]]
+    ) -> list[tuple[str, list[Any]]]:
         replaced = {id(r) for r in changed}
         kept = [r for r in rows if id(r) not in replaced]
-        statements = [
+        return [
             *self._reports.statements(rows),
             *self._containers.statements(changed),
             *self._keep.statements(kept),
         ]
-        await asyncio.get_running_loop().run_in_executor(self._thread, self._write, statements)
 
     def _write(self, statements: list[tuple[str, list[Any]]]) -> None:
         if self._conn is None:
@@ -159,6 +168,13 @@ class SqliteWriter:
             with contextlib.suppress(Exception):
                 conn.close()
             raise
+
+    def close_now(self) -> None:
+        """Close the connection from the calling thread (after :meth:`write_now`)."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        self._thread.shutdown(wait=False)
 
     async def close(self) -> None:
         def _close() -> None:
@@ -346,6 +362,26 @@ class ReportStore:
             for _ in batch:
                 self._queue.task_done()
         return conn
+
+    def close_now(self) -> None:
+        """Close what :meth:`write_now` opened (the ingest worker, at its end)."""
+        if self._sqlite is not None:
+            self._sqlite.close_now()
+
+    def write_now(self, rows: list[dict[str, Any]]) -> None:
+        """Store report rows in one transaction in the calling thread, without the
+        writer task (SQLite only: the ingest worker process batches by itself)."""
+        assert self._sqlite is not None
+        merged = self._merge([(row, None) for row in rows])  # type: ignore[misc]
+        changed = [r for r in merged if r["containers_changed"] or r["host"] in self._unsure]
+        try:
+            self._sqlite.write_now(merged, changed)
+        except Exception:
+            self._unsure.update(r["host"] for r in merged)
+            raise
+        self._unsure.difference_update(r["host"] for r in changed)
+        self.batches += 1
+        self.reports_written += len(rows)
 
     @staticmethod
     def _merge(batch: list[tuple[dict[str, Any], asyncio.Future[None]]]) -> list[dict[str, Any]]:
