@@ -6,6 +6,7 @@ count and in time. Afterwards the database itself is asked how many reports were
 stored (``SUM(report_count)``): every 204 must be there ("lost" = 204s not in the DB).
 
     python bench/agent_ingest.py                          # SQLite in a temp dir
+    python bench/agent_ingest.py --ingest-worker          # ARCHNEST_AGENT_INGEST_WORKER=1
     python bench/agent_ingest.py --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/postgres
     python bench/agent_ingest.py --testenv-pg             # PostgreSQL of tests/testenv
 
