@@ -124,7 +124,7 @@ class IngestWorker:
         return self._reader is not None and not self._reader.done()
 
     async def report(self, body: bytes, enrolled: str | None) -> list[Any]:
-        """Validate, normalise and store a report; the worker's answer (see _handle)."""
+        """Validate, normalise and store a report; the worker's answer (see _serve)."""
         return await self._call(["report", body, enrolled])
 
     async def forget(self, host: str) -> None:
