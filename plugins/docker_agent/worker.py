@@ -31,6 +31,7 @@ import itertools
 import logging
 import os
 import select
+import signal
 import sys
 from typing import Any
 
@@ -325,6 +326,11 @@ def main() -> None:
     # The frames own the original stdout; anything else printed goes to stderr.
     out_fd = os.dup(1)
     os.dup2(2, 1)
+    # The app ends the worker by closing its stdin, after the app's last report: a
+    # Ctrl-C in a terminal or a service manager's SIGTERM to the whole group must not
+    # end it first, in the middle of a batch the app is still waiting for.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     # As `archnest serve` does (core/cli.py, tune_interpreter): a server's collector
     # and GIL switch interval (this process has its SQLite writer thread too).
     gc.collect()

@@ -169,3 +169,17 @@ async def test_closing_the_app_stores_every_accepted_report(
     with sqlite3.connect(path) as conn:
         (total,) = conn.execute("SELECT SUM(report_count) FROM docker_agent_reports").fetchone()
     assert total == 40
+
+
+async def test_signals_to_the_group_do_not_end_the_worker(archnest_client: TestClient) -> None:
+    """A Ctrl-C or a service manager's SIGTERM reaches the worker too; it ends only when
+    the app, done with its last report, closes the worker's input."""
+    worker = archnest_client.app[WORKER_KEY]
+    proc = worker._proc
+    assert proc is not None
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        os.kill(proc.pid, sig)
+    await asyncio.sleep(0.5)
+    assert proc.returncode is None
+    assert (await post_report(archnest_client, make_report("worker-signals", 2))).status == 204
+    assert worker.starts == 1
