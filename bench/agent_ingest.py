@@ -44,8 +44,7 @@ def serve(args: argparse.Namespace) -> None:
     import logging
 
     from aiohttp import web
-    from archnest import Settings, create_app
-    from archnest.cli import tune_interpreter
+    from archnest import Settings, create_app, tune_interpreter
 
     logging.basicConfig(level=logging.WARNING)
     settings = Settings(

@@ -8,7 +8,7 @@ other submodule is internal, and import-linter keeps plugins out of them.
 
 from __future__ import annotations
 
-from .app import create_app
+from .app import create_app, tune_interpreter
 from .audit import audit_event
 from .auth import admin_only, current_user, public, websocket
 from .bodies import read_body_limited, read_model, require_json
@@ -143,6 +143,7 @@ __all__ = [
     "stats_between",
     "stats_from_engine",
     "summary_from_engine_list",
+    "tune_interpreter",
     "utcnow",
     "validate_action",
     "validate_ref",

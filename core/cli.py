@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import getpass
 import json
 import logging
@@ -15,7 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from . import migrate
-from .app import configure_logging, create_app
+from .app import configure_logging, create_app, tune_interpreter
 from .client_address import access_logger_class
 from .db import Database
 from .errors import ApiError
@@ -36,33 +35,6 @@ def _with_db(fn: Callable[[Database, Settings], Awaitable[Any]]) -> Any:
             await db.dispose()
 
     return asyncio.run(run())
-
-
-# Allocations (net of frees) between two young-generation collections; CPython's
-# default is 700. A server allocates tens of thousands of objects a second that
-# reference counting frees at once (requests leave no cycles, see web.py); at 700 the
-# young generation was collected every few requests, each time walking the requests
-# then in flight: about 5 % of the event loop's time on the agent ingest
-# (bench/agent_ingest.py, docs/performance.md), 0.4 % at 20,000.
-GC_THRESHOLD = (20_000, 20, 20)
-# How long a thread may hold the GIL while another waits for it (CPython: 5 ms). The
-# event loop's thread is busy with Python code most of the time under load; the
-# database threads (the agent ingest's writer, aiosqlite's) need the GIL back after
-# every SQLite call and each waited up to the whole interval: at 0.2 ms the ingest's
-# write took 1.7 instead of 2.5 ms of wall time per batch and 8 concurrent agents got
-# ~10 % more reports through (bench/agent_ingest.py).
-SWITCH_INTERVAL = 0.0002
-
-
-def tune_interpreter() -> None:
-    """The interpreter as the server runs it (``archnest serve``): the cyclic garbage
-    collector and the GIL's switch interval."""
-    # Everything imported and built so far lives as long as the process: moving it out
-    # of the collector's reach makes each collection of per-request garbage cheaper.
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLD)
-    sys.setswitchinterval(SWITCH_INTERVAL)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

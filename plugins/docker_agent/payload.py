@@ -19,6 +19,7 @@ against the host's previous containers and only what differs is read
 
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
 from collections.abc import Sequence
@@ -239,10 +240,6 @@ class _FastStats(TypedDict, total=False):
 _STATS = msgspec.json.Decoder(dict[Annotated[str, msgspec.Meta(max_length=512)], _FastStats])
 
 
-class _Refused(Exception):
-    """The fast path refused the stats samples: the model decides."""
-
-
 @dataclass(slots=True)
 class SplitReport:
     """A body whose top level passed :class:`AgentReport`; containers not yet checked."""
@@ -393,17 +390,17 @@ def split_report(body: bytes, previous: Sequence[bytes] = ()) -> SplitReport:
         pieces.append(b'"containers":null')
     elif raws is not msgspec.UNSET:
         pieces.append(b'"containers":[]')
+    header: AgentReport | None = None
     stats: dict[str, Any] | None = {}
     if parts.stats:
         try:
             stats = _STATS.decode(parts.stats)
         except msgspec.ValidationError:
             stats = None
-    try:
-        if stats is None:
-            raise _Refused
-        header = AgentReport.model_validate_json(b"{" + b",".join(pieces) + b"}")
-    except (ValidationError, _Refused):
+    if stats is not None:
+        with contextlib.suppress(ValidationError):
+            header = AgentReport.model_validate_json(b"{" + b",".join(pieces) + b"}")
+    if header is None:  # the model decides, with the samples, and says why
         if parts.stats:
             pieces.append(b'"stats":' + parts.stats)
         try:

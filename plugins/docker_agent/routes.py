@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from aiohttp import web
@@ -104,24 +104,36 @@ async def ingest_report(request: web.Request) -> web.Response:
         # containers that never reached the database or the subscribers.
         request.app[CACHE_KEY].forget(row["host"])
         raise
-    # Stored: subscribers of /api/events hear what changed since the host's last
-    # report (an agent host has no event stream of its own); a report in which no
-    # container's state, name or status changed has nothing to tell.
-    host_id = f"{AgentHostSource.name}:{row['host']}"
-    if shown_changed:
-        publish_containers(request.app, host_id, summaries)
-    # The running containers' samples go to the stats history (validated by the schema),
-    # built only when kept: at most once per ARCHNEST_STATS_INTERVAL per host.
-    record_stats(
-        request.app,
-        host_id,
-        lambda: {
-            c.id: (c.name, Stats.model_construct(**stats[c.id]))
-            for c in summaries
-            if c.state == "running" and stats.get(c.id)
-        },
-    )
+    _announce(request.app, row["host"], summaries if shown_changed else None, summaries, stats)
     return web.Response(status=204)
+
+
+def _announce(
+    app: web.Application,
+    host: str,
+    shown: list[ContainerSummary] | None,
+    rows: list[ContainerSummary],
+    stats: dict[str, Any] | Callable[[], dict[str, Any]],
+) -> None:
+    """After a report is stored: subscribers of /api/events hear what changed since the
+    host's last report (an agent host has no event stream of its own), ``shown`` being
+    None when no container's state, name or status changed; and the running
+    containers' samples go to the stats history, built only when kept (at most once
+    per ARCHNEST_STATS_INTERVAL per host). ``stats``: the samples by container id, or
+    a function reading them."""
+    host_id = f"{AgentHostSource.name}:{host}"
+    if shown is not None:
+        publish_containers(app, host_id, shown)
+
+    def samples() -> dict[str, tuple[str, Stats]]:
+        by_id = stats() if callable(stats) else stats
+        return {
+            c.id: (c.name, Stats.model_construct(**by_id[c.id]))
+            for c in rows
+            if c.state == "running" and by_id.get(c.id)
+        }
+
+    record_stats(app, host_id, samples)
 
 
 async def _ingest_in_worker(
@@ -141,22 +153,11 @@ async def _ingest_in_worker(
         if answer[0] == "api" and answer[1] == 403:
             log.warning("agent report refused: a token of %r reported as another host", enrolled)
         raise_answer(answer)
-    host, stats_json, shown = answer[1:4]
-    host_id = f"{AgentHostSource.name}:{host}"
-    if shown is not None:
-        rows = [ContainerSummary(**s) for s in shown]
-        worker.shown[host] = rows
-        publish_containers(request.app, host_id, rows)
-
-    def samples() -> dict[str, tuple[str, Stats]]:
-        stats = loads(stats_json)
-        return {
-            c.id: (c.name, Stats.model_construct(**stats[c.id]))
-            for c in worker.shown.get(host, ())
-            if c.state == "running" and stats.get(c.id)
-        }
-
-    record_stats(request.app, host_id, samples)
+    host, stats_json, listed = answer[1:4]
+    shown = None
+    if listed is not None:
+        shown = worker.shown[host] = [ContainerSummary(**s) for s in listed]
+    _announce(request.app, host, shown, worker.shown.get(host, []), lambda: loads(stats_json))
     return web.Response(status=204)
 
 

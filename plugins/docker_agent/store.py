@@ -12,7 +12,7 @@ change the report's small row only.
 
 On a SQLite file the writer has its own connection in its own thread
 (:class:`SqliteWriter`): a batch is one hand-over to that thread (BEGIN IMMEDIATE, one
-``executemany`` of the upsert, COMMIT) instead of a round trip per statement through
+multi-row statement per table, COMMIT) instead of a round trip per statement through
 the async driver. Durability is the app's (WAL, ``synchronous=NORMAL``, as every
 connection of the core): a committed report survives a crash of the app; a power cut
 may lose the last commits, as it may for any other write of the app.
@@ -25,6 +25,7 @@ import contextlib
 import logging
 import re
 import sqlite3
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -319,12 +320,10 @@ class ReportStore:
         more than the upsert itself. After a failure the connection is dropped and the
         next batch opens a fresh one.
         """
-        rows = self._merge(batch)
+        rows = self._merge(row for row, _ in batch)
         try:
             if self._sqlite is not None:
-                # One process owns a SQLite file: what it committed last is what is
-                # stored, so unchanged containers need not be written again.
-                changed = [r for r in rows if r["containers_changed"] or r["host"] in self._unsure]
+                changed = self._to_replace(rows)
                 await self._sqlite.write(rows, changed)
                 self._unsure.difference_update(r["host"] for r in changed)
             elif conn is None:
@@ -372,8 +371,8 @@ class ReportStore:
         """Store report rows in one transaction in the calling thread, without the
         writer task (SQLite only: the ingest worker process batches by itself)."""
         assert self._sqlite is not None
-        merged = self._merge([(row, None) for row in rows])  # type: ignore[misc]
-        changed = [r for r in merged if r["containers_changed"] or r["host"] in self._unsure]
+        merged = self._merge(rows)
+        changed = self._to_replace(merged)
         try:
             self._sqlite.write_now(merged, changed)
         except Exception:
@@ -383,12 +382,18 @@ class ReportStore:
         self.batches += 1
         self.reports_written += len(rows)
 
+    def _to_replace(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The rows whose containers are written (SQLite). One process owns the file:
+        what it committed last is what is stored, so unchanged containers are not
+        written again, unless the batch that held the host's latest ones failed."""
+        return [r for r in rows if r["containers_changed"] or r["host"] in self._unsure]
+
     @staticmethod
-    def _merge(batch: list[tuple[dict[str, Any], asyncio.Future[None]]]) -> list[dict[str, Any]]:
+    def _merge(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         """One row per host: the latest report, counting all of the batch's (and with
         changed containers if any of them changed them)."""
         merged: dict[str, dict[str, Any]] = {}
-        for row, _ in batch:  # arrival order: the later report of a host wins
+        for row in rows:  # arrival order: the later report of a host wins
             prev = merged.get(row["host"])
             if prev is None:
                 merged[row["host"]] = row

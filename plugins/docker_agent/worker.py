@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import gc
 import itertools
 import logging
 import os
@@ -37,7 +36,7 @@ from typing import Any
 
 import msgspec
 from aiohttp import web
-from archnest import ApiError, ContainerSummary, Forbidden
+from archnest import ApiError, ContainerSummary, Forbidden, tune_interpreter
 
 log = logging.getLogger("archnest.docker_agent")
 
@@ -331,12 +330,7 @@ def main() -> None:
     # end it first, in the middle of a batch the app is still waiting for.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    # As `archnest serve` does (core/cli.py, tune_interpreter): a server's collector
-    # and GIL switch interval (this process has its SQLite writer thread too).
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(20_000, 20, 20)
-    sys.setswitchinterval(0.0002)
+    tune_interpreter()  # as `archnest serve` does
     _serve(sys.argv[1], 0, out_fd)
 
 
